@@ -1,0 +1,32 @@
+# One command each for the README's front door. Everything goes into ./.venv.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test install dev clean
+
+$(BIN)/lookalike: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev-installed: $(BIN)/lookalike
+	# torch==2.13.0 is the CPU build (pip finds it in /opt/wheels here); only the test that checks
+	# the shipped ONNX model against torch needs it.
+	$(BIN)/pip install --quiet -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/lookalike                     ## the runtime only: no torch
+
+dev: $(VENV)/.dev-installed                   ## runtime + tests + model export tools
+
+demo: $(BIN)/lookalike                        ## index the sample images and run a search
+	$(BIN)/lookalike --library demo-library index examples/images
+	$(BIN)/lookalike --library demo-library search examples/query-home-48px.jpg -k 5
+
+test: $(VENV)/.dev-installed                  ## install everything and run the test suite
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) demo-library .pytest_cache

@@ -1,0 +1,46 @@
+"""Plain records the catalog stores and returns: where an image was found, and the image."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Place:
+    """One place an image was found.
+
+    `source` is a file path or URL, always stored decoded (a path, or a URL as a person would
+    type it, never percent-encoded twice). `member` is the path inside an archive at `source`,
+    or "" for a plain file. The rest is what the place tells about the image, when known.
+    """
+
+    source: str
+    member: str = ""
+    page_url: str | None = None
+    title: str | None = None
+    author: str | None = None
+    licence: str | None = None
+    tags: tuple[str, ...] = ()
+
+    @property
+    def display(self) -> str:
+        return f"{self.source}!{self.member}" if self.member else self.source
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: int
+    sha256: str
+    byte_size: int
+    width: int | None
+    height: int | None
+    format: str | None
+    frames: int | None
+    model: str | None
+    status: str
+    error: str | None
+    places: tuple[Place, ...] = field(default=())
+
+    @property
+    def first_place(self) -> Place | None:
+        return self.places[0] if self.places else None

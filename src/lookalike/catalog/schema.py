@@ -1,0 +1,90 @@
+"""The catalog's SQLite schema, versioned with `PRAGMA user_version`.
+
+Each entry of MIGRATIONS moves the schema up by one version and runs in one transaction, so a
+library written by an older lookalike is upgraded in place when it is opened, and a library from
+a newer lookalike is refused rather than misread. Never edit a released migration: append one.
+
+Tables:
+- meta: key/value facts about the library (model, dimension, created).
+- images: one row per distinct content (sha256 of the bytes). Its id is the vector id in the
+  index. `status` records how far the pipeline got: decoded -> embedded -> indexed, or failed
+  (with `error`).
+- vectors: the embedding of each image (float16), so the index can always be rebuilt.
+- places: every place an image was found (a file, an archive member, a URL), with what the
+  place says about it (page, title, author, licence, tags) and the file's size and mtime, which
+  let a re-index skip unchanged files without reading them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # version 1
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        id         INTEGER PRIMARY KEY,
+        sha256     TEXT    NOT NULL UNIQUE,
+        byte_size  INTEGER NOT NULL,
+        width      INTEGER,
+        height     INTEGER,
+        format     TEXT,
+        frames     INTEGER,
+        model      TEXT,
+        status     TEXT    NOT NULL
+                   CHECK (status IN ('decoded', 'embedded', 'indexed', 'failed')),
+        error      TEXT,
+        created_at REAL    NOT NULL,
+        updated_at REAL    NOT NULL
+    );
+    CREATE INDEX images_by_status ON images (status);
+    CREATE TABLE vectors (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        vector   BLOB    NOT NULL
+    );
+    CREATE TABLE places (
+        id            INTEGER PRIMARY KEY,
+        image_id      INTEGER NOT NULL REFERENCES images (id) ON DELETE CASCADE,
+        source        TEXT    NOT NULL,
+        member        TEXT    NOT NULL DEFAULT '',
+        page_url      TEXT,
+        title         TEXT,
+        author        TEXT,
+        licence       TEXT,
+        tags          TEXT,
+        file_size     INTEGER,
+        file_mtime_ns INTEGER,
+        first_seen    REAL    NOT NULL,
+        last_seen     REAL    NOT NULL,
+        UNIQUE (source, member)
+    );
+    CREATE INDEX places_by_image ON places (image_id);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(RuntimeError):
+    pass
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema up to SCHEMA_VERSION; return the version found before."""
+    found = conn.execute("PRAGMA user_version").fetchone()[0]
+    if found > SCHEMA_VERSION:
+        raise SchemaError(
+            f"this library's catalog has schema version {found}, newer than this lookalike "
+            f"understands ({SCHEMA_VERSION}); upgrade lookalike"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        # executescript() commits first; wrap each step in its own explicit transaction so a
+        # failed migration leaves the previous version intact.
+        conn.executescript(
+            f"BEGIN;\n{MIGRATIONS[version]}\nPRAGMA user_version = {version + 1};\nCOMMIT;"
+        )
+    return found

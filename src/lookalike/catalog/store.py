@@ -1,0 +1,307 @@
+"""`Catalog`: the SQLite store of images, the places they were found, and their vectors.
+
+The catalog is the library's source of truth. The vector index is a derived, rebuildable
+cache of the `vectors` table; whatever happens to the index file, `lookalike reindex` (and the
+reconciliation done on every open) brings it back from here.
+
+Concurrency: WAL mode, so searches (readers, including other processes) never block on an
+indexing job (the one writer, guarded by the library lock), and a kill -9 loses at most the
+uncommitted batch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from .records import ImageRecord, Place
+from .schema import migrate
+
+FINAL_STATUSES = ("indexed", "failed")  # nothing left to do for these
+VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per dimension
+
+
+class Catalog:
+    def __init__(self, path: Path, *, readonly: bool = False):
+        self.path = Path(path)
+        self.readonly = readonly
+        if readonly:
+            uri = f"file:{self.path}?mode=ro"
+            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+        else:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.conn.execute("PRAGMA journal_mode = WAL")
+            self.conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
+            migrate(self.conn)
+        self.conn.execute("PRAGMA foreign_keys = ON")
+        self.conn.execute("PRAGMA busy_timeout = 30000")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception (Ctrl-C included)."""
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # -- writing, as the indexing pipeline goes ---------------------------------------------------
+
+    def place_state(self, source: str, member: str = "") -> tuple[int, int, int, str] | None:
+        """(image_id, file_size, file_mtime_ns, image status) recorded for a place, or None."""
+        return self.conn.execute(
+            "SELECT p.image_id, p.file_size, p.file_mtime_ns, i.status "
+            "FROM places p JOIN images i ON i.id = p.image_id WHERE p.source = ? AND p.member = ?",
+            (source, member),
+        ).fetchone()
+
+    def image_by_sha(self, sha256: str) -> tuple[int, str] | None:
+        """(id, status) of the image with these bytes, or None."""
+        return self.conn.execute(
+            "SELECT id, status FROM images WHERE sha256 = ?", (sha256,)
+        ).fetchone()
+
+    def put_image(
+        self,
+        sha256: str,
+        byte_size: int,
+        *,
+        status: str,
+        width: int | None = None,
+        height: int | None = None,
+        format: str | None = None,
+        frames: int | None = None,
+        error: str | None = None,
+    ) -> int:
+        """Insert the image with these bytes, or update its row; return its id."""
+        now = time.time()
+        row = self.conn.execute(
+            "INSERT INTO images (sha256, byte_size, width, height, format, frames, status, error,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (sha256) DO UPDATE SET width = excluded.width, height = excluded.height,"
+            " format = excluded.format, frames = excluded.frames, status = excluded.status,"
+            " error = excluded.error, updated_at = excluded.updated_at RETURNING id",
+            (sha256, byte_size, width, height, format, frames, status, error, now, now),
+        ).fetchone()
+        return row[0]
+
+    def put_place(
+        self, image_id: int, place: Place, file_size: int | None, file_mtime_ns: int | None
+    ) -> None:
+        """Record (or move) a place to point at `image_id`, with what it says about the image."""
+        now = time.time()
+        self.conn.execute(
+            "INSERT INTO places (image_id, source, member, page_url, title, author, licence, tags,"
+            " file_size, file_mtime_ns, first_seen, last_seen)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (source, member) DO UPDATE SET image_id = excluded.image_id,"
+            " page_url = COALESCE(excluded.page_url, page_url),"
+            " title = COALESCE(excluded.title, title),"
+            " author = COALESCE(excluded.author, author),"
+            " licence = COALESCE(excluded.licence, licence),"
+            " tags = COALESCE(excluded.tags, tags),"
+            " file_size = excluded.file_size, file_mtime_ns = excluded.file_mtime_ns,"
+            " last_seen = excluded.last_seen",
+            (
+                image_id,
+                place.source,
+                place.member,
+                place.page_url,
+                place.title,
+                place.author,
+                place.licence,
+                json.dumps(list(place.tags)) if place.tags else None,
+                file_size,
+                file_mtime_ns,
+                now,
+                now,
+            ),
+        )
+
+    def store_vectors(self, ids: list[int], vectors: np.ndarray, model: str) -> None:
+        """Save embeddings and move the images to status 'embedded'."""
+        blobs = np.asarray(vectors, dtype=VECTOR_DTYPE)
+        now = time.time()
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO vectors (image_id, vector) VALUES (?, ?)",
+            [(i, blobs[n].tobytes()) for n, i in enumerate(ids)],
+        )
+        self.conn.executemany(
+            "UPDATE images SET status = 'embedded', model = ?, error = NULL, updated_at = ?"
+            " WHERE id = ?",
+            [(model, now, i) for i in ids],
+        )
+
+    def mark_indexed(self, ids: Iterable[int]) -> None:
+        self.conn.executemany(
+            "UPDATE images SET status = 'indexed' WHERE id = ? AND status = 'embedded'",
+            [(int(i),) for i in ids],
+        )
+
+    def mark_embedded(self, ids: Iterable[int]) -> None:
+        """Back from 'indexed' to 'embedded': the vector is stored but not in the saved index."""
+        self.conn.executemany(
+            "UPDATE images SET status = 'embedded' WHERE id = ? AND status = 'indexed'",
+            [(int(i),) for i in ids],
+        )
+
+    def delete_images(self, ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in ids])
+
+    def delete_places(self, place_ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])
+
+    def orphan_ids(self) -> list[int]:
+        """Images no place points at any more (their file changed or vanished)."""
+        return [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT id FROM images WHERE NOT EXISTS"
+                " (SELECT 1 FROM places p WHERE p.image_id = images.id)"
+            )
+        ]
+
+    def file_places_under(self, root: str) -> Iterator[tuple[int, str]]:
+        """(place id, source) of every plain-file place whose path lies under folder `root`."""
+        prefix = root.rstrip("/") + "/"
+        yield from self.conn.execute(
+            "SELECT id, source FROM places WHERE (source = ? OR substr(source, 1, ?) = ?)",
+            (root, len(prefix), prefix),
+        )
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def ids_with_status(self, status: str) -> np.ndarray:
+        rows = self.conn.execute("SELECT id FROM images WHERE status = ?", (status,)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def vector_ids(self) -> np.ndarray:
+        """Ids of all images that have a vector (status embedded or indexed)."""
+        rows = self.conn.execute("SELECT image_id FROM vectors ORDER BY image_id").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def vectors(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids found, float32 matrix) for the given ids, in the order given."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.conn.execute(
+                    f"SELECT image_id, vector FROM vectors WHERE image_id IN ({marks})", chunk
+                ).fetchall()
+            )
+        present = [i for i in wanted if i in found]
+        return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
+
+    def iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored vector, in chunks of (ids, float32 matrix), by id."""
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT image_id, vector FROM vectors WHERE image_id > ? ORDER BY image_id LIMIT ?",
+                (last, batch),
+            ).fetchall()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield (
+                np.array([r[0] for r in rows], dtype=np.int64),
+                self._decode_vectors([r[1] for r in rows]),
+            )
+
+    @staticmethod
+    def _decode_vectors(blobs: list[bytes]) -> np.ndarray:
+        if not blobs:
+            return np.zeros((0, 0), dtype=np.float32)
+        joined = np.frombuffer(b"".join(blobs), dtype=VECTOR_DTYPE)
+        return joined.reshape(len(blobs), -1).astype(np.float32)
+
+    def images(self, ids: Iterable[int]) -> dict[int, ImageRecord]:
+        """Full records (with all places) for the given ids; unknown ids are left out."""
+        wanted = [int(i) for i in ids]
+        records: dict[int, ImageRecord] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            places: dict[int, list[Place]] = {}
+            for row in self.conn.execute(
+                "SELECT image_id, source, member, page_url, title, author, licence, tags"
+                f" FROM places WHERE image_id IN ({marks}) ORDER BY id",
+                chunk,
+            ):
+                places.setdefault(row[0], []).append(_place_from_row(row[1:]))
+            for row in self.conn.execute(
+                "SELECT id, sha256, byte_size, width, height, format, frames, model, status, error"
+                f" FROM images WHERE id IN ({marks})",
+                chunk,
+            ):
+                records[row[0]] = ImageRecord(*row, places=tuple(places.get(row[0], ())))
+        return records
+
+    def image(self, image_id: int) -> ImageRecord | None:
+        return self.images([image_id]).get(image_id)
+
+    def status_counts(self) -> dict[str, int]:
+        return dict(self.conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status"))
+
+    def count_places(self) -> int:
+        return self.conn.execute("SELECT COUNT(*) FROM places").fetchone()[0]
+
+    def models(self) -> dict[str, int]:
+        return dict(
+            self.conn.execute(
+                "SELECT model, COUNT(*) FROM images WHERE model IS NOT NULL GROUP BY model"
+            )
+        )
+
+    def export_rows(self) -> Iterator[dict]:
+        """One dict per place (images that failed before any place was recorded have none)."""
+        cursor = self.conn.execute(
+            "SELECT i.id, i.sha256, i.byte_size, i.width, i.height, i.format, i.status, i.error,"
+            " i.model, p.source, p.member, p.page_url, p.title, p.author, p.licence, p.tags"
+            " FROM images i JOIN places p ON p.image_id = i.id ORDER BY i.id, p.id"
+        )
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            record = dict(zip(names, row))
+            record["tags"] = json.loads(record["tags"]) if record["tags"] else []
+            yield record
+
+
+def _place_from_row(row) -> Place:
+    source, member, page_url, title, author, licence, tags = row
+    return Place(
+        source=source,
+        member=member,
+        page_url=page_url,
+        title=title,
+        author=author,
+        licence=licence,
+        tags=tuple(json.loads(tags)) if tags else (),
+    )

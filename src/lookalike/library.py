@@ -1,0 +1,256 @@
+"""A library: one folder holding everything lookalike knows about one image collection.
+
+    lookalike-library/
+      catalog.sqlite3   images, places, vectors, per-step status (the source of truth)
+      index.faiss       the vector index, rebuilt from the catalog whenever needed
+      thumbnails/       thumbnail cache (filled by the web service)
+      models/           model cache (weights of models that are not shipped with lookalike)
+      write.lock        held by the one process that writes (index, reindex, prune)
+
+`Library` ties the catalog, the index and the embedder together and keeps them consistent:
+the catalog commits vectors before the index is saved, and every open reconciles the index
+with the catalog (adds vectors the saved index lacks, drops ids the catalog no longer has), so
+a kill at any moment costs at most the uncommitted batch.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .catalog.store import Catalog
+from .embed.base import Embedder
+from .embed.registry import DEFAULT_MODEL, create_embedder
+from .index.faiss_index import ANN_THRESHOLD, FaissIndex
+
+DEFAULT_LIBRARY = "lookalike-library"
+CATALOG_FILE = "catalog.sqlite3"
+INDEX_FILE = "index.faiss"
+LOCK_FILE = "write.lock"
+
+
+class LibraryError(RuntimeError):
+    """A problem with the library itself; the message tells the user what to do."""
+
+
+class LibraryLockedError(LibraryError):
+    pass
+
+
+def default_library_path() -> Path:
+    return Path(os.environ.get("LOOKALIKE_LIBRARY", DEFAULT_LIBRARY))
+
+
+class Library:
+    def __init__(self, root: Path, catalog: Catalog, *, writable: bool):
+        self.root = root
+        self.catalog = catalog
+        self.writable = writable
+        self._lock_fd: int | None = None
+        self._index: FaissIndex | None = None
+        self._embedder: Embedder | None = None
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls, root: Path | None = None, *, write: bool = False, model: str | None = None
+    ) -> Library:
+        """Open (and with `write`, create if needed and lock) the library at `root`.
+
+        `model` names the embedder for a new library; for an existing one it must match the
+        model the library was built with.
+        """
+        root = Path(root or default_library_path())
+        catalog_path = root / CATALOG_FILE
+        if not write and not catalog_path.exists():
+            raise LibraryError(
+                f"no library at {root}: index some images first (lookalike index PATH), "
+                "or point --library / LOOKALIKE_LIBRARY at an existing one"
+            )
+        lock_fd = None
+        if write:
+            root.mkdir(parents=True, exist_ok=True)
+            lock_fd = _acquire_lock(root / LOCK_FILE)
+        try:
+            catalog = Catalog(catalog_path)
+            library = cls(root, catalog, writable=write)
+            library._lock_fd = lock_fd
+            library._check_model(model)
+        except BaseException:
+            if lock_fd is not None:
+                os.close(lock_fd)
+            raise
+        return library
+
+    def close(self) -> None:
+        self.catalog.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- the model ----------------------------------------------------------------------------
+
+    @property
+    def model_name(self) -> str:
+        return self.catalog.get_meta("model") or DEFAULT_MODEL
+
+    def _check_model(self, requested: str | None) -> None:
+        recorded = self.catalog.get_meta("model")
+        if recorded is None:
+            if self.writable:
+                with self.catalog.transaction():
+                    self.catalog.set_meta("model", requested or DEFAULT_MODEL)
+                    self.catalog.set_meta("created_at", str(time.time()))
+            return
+        if requested and requested != recorded:
+            raise LibraryError(
+                f"the library at {self.root} was built with model {recorded!r}, not "
+                f"{requested!r}; a library never mixes models. Use another --library for "
+                f"{requested!r}."
+            )
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = create_embedder(self.model_name)
+            recorded = self.catalog.get_meta("model_id")
+            if recorded and recorded != self._embedder.model_id:
+                raise LibraryError(
+                    f"the library's vectors were made by {recorded}, but this lookalike has "
+                    f"{self._embedder.model_id}; run `lookalike reindex --re-embed` to update them"
+                )
+            if recorded is None and self.writable:
+                with self.catalog.transaction():
+                    self.catalog.set_meta("model_id", self._embedder.model_id)
+                    self.catalog.set_meta("dim", str(self._embedder.dim))
+        return self._embedder
+
+    def set_embedder(self, embedder: Embedder) -> None:
+        """Use an already-loaded embedder (the server shares one across requests)."""
+        self._embedder = embedder
+
+    # -- the index ----------------------------------------------------------------------------
+
+    @property
+    def index_path(self) -> Path:
+        return self.root / INDEX_FILE
+
+    @property
+    def thumbnails_dir(self) -> Path:
+        return self.root / "thumbnails"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def index(self) -> FaissIndex:
+        if self._index is None:
+            self._index = self._load_index()
+        return self._index
+
+    def _load_index(self) -> FaissIndex:
+        dim = int(self.catalog.get_meta("dim") or 0) or None
+        index = None
+        if self.index_path.exists():
+            try:
+                index = FaissIndex.load(self.index_path)
+            except Exception:
+                index = None  # unreadable: rebuilt below from the catalog, which has every vector
+        if index is None or (dim and index.dim != dim):
+            return self.rebuild_index(save=self.writable)
+        self._reconcile(index)
+        return index
+
+    def _reconcile(self, index: FaissIndex) -> None:
+        """Make the index hold exactly the catalog's vectors (after a crash, or a reader that
+        opened while a writer was between committing vectors and saving the index)."""
+        in_index = index.ids()
+        in_catalog = self.catalog.vector_ids()
+        extra = np.setdiff1d(in_index, in_catalog, assume_unique=True)
+        missing = np.setdiff1d(in_catalog, in_index, assume_unique=True)
+        if len(extra):
+            index.remove(extra)
+        if len(missing):
+            ids, vectors = self.catalog.vectors(missing)
+            index.add(ids, vectors)
+        if self.writable:
+            # Statuses follow the *saved* index: rows it lacks go back to 'embedded', and rows
+            # left 'embedded' by a crash right after a save are in fact indexed.
+            unmarked = np.intersect1d(self.catalog.ids_with_status("embedded"), in_index)
+            if len(missing) or len(unmarked):
+                with self.catalog.transaction():
+                    self.catalog.mark_embedded(missing)
+                    self.catalog.mark_indexed(unmarked)
+
+    def rebuild_index(self, *, save: bool = True, ann_threshold: int = ANN_THRESHOLD) -> FaissIndex:
+        """A fresh index of the right kind from every vector in the catalog."""
+        chunks = list(self.catalog.iter_vectors())
+        dim = int(self.catalog.get_meta("dim") or 0) or self.embedder.dim
+        if chunks:
+            ids = np.concatenate([c[0] for c in chunks])
+            vectors = np.concatenate([c[1] for c in chunks])
+        else:
+            ids, vectors = np.zeros(0, np.int64), np.zeros((0, dim), np.float32)
+        index = FaissIndex.build(ids, vectors, ann_threshold=ann_threshold)
+        self._index = index
+        if save and self.writable:
+            self.save_index()
+        return index
+
+    def save_index(self) -> None:
+        """Persist the index, then mark every row it holds as indexed.
+
+        In that order: a crash between the two leaves rows 'embedded' that the saved index
+        already has, which the next open notices and fixes; the reverse order could mark rows
+        indexed that no saved index holds.
+        """
+        assert self.writable, "save_index needs a library opened for writing"
+        index = self.index
+        if index.needs_rebuild():
+            index = self.rebuild_index(save=False)
+        index.save(self.index_path)
+        with self.catalog.transaction():
+            self.catalog.mark_indexed(index.ids())
+
+    # -- sizes, for stats -----------------------------------------------------------------------
+
+    def bytes_on_disk(self) -> dict[str, int]:
+        sizes: dict[str, int] = {}
+        for name in (CATALOG_FILE, CATALOG_FILE + "-wal", INDEX_FILE):
+            path = self.root / name
+            if path.exists():
+                sizes[name] = path.stat().st_size
+        for folder in (self.thumbnails_dir, self.models_dir):
+            if folder.exists():
+                sizes[folder.name + "/"] = sum(
+                    p.stat().st_size for p in folder.rglob("*") if p.is_file()
+                )
+        return sizes
+
+
+def _acquire_lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise LibraryLockedError(
+            f"the library at {path.parent} is being written by {holder}; wait for it to finish "
+            "(searches can run meanwhile)"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"lookalike pid {os.getpid()}".encode())
+    return fd

