@@ -35,7 +35,8 @@ SETS = ["tango_icons", "rltiles", "lpc_spritesheets", "freeciv_flags"]
 def make_photos(data: Path, target: Path, count: int = 300, seed: int = 0) -> Path:
     """~500-px JPEG photos: random crops of the opencv_pairs photos, re-encoded at q90."""
     rng = random.Random(seed)
-    sources = [p for p in sorted((data / "opencv_pairs" / "images").iterdir()) if p.is_file()]
+    folder = data / "opencv_pairs" / "images"
+    sources = [p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".png", ".jpg")]
     target.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         image = Image.open(rng.choice(sources)).convert("RGB")

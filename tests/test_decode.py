@@ -135,3 +135,14 @@ def test_sniffing_recognises_formats_by_content():
     assert sniff_format(encode(make_picture(1), "JPEG")[:16]) == "JPEG"
     assert sniff_format(encode(make_picture(1), "WEBP")[:16]) == "WEBP"
     assert sniff_format(b"%PDF-1.7 not an image") is None
+
+
+def test_big_transparent_sheets_are_shrunk_before_compositing_with_the_right_colours():
+    sheet = Image.new("RGBA", (1000, 1600), (255, 0, 0, 0))  # invisible red everywhere
+    sheet.paste((0, 0, 255, 255), (0, 0, 500, 1600))  # left half opaque blue
+    decoded = decode_image(encode(sheet, "PNG"), min_size=200)
+    assert (decoded.width, decoded.height) == (1000, 1600)  # the true size is kept
+    assert 400 <= max(decoded.image.size) < 1600  # at least 2 x min_size remains
+    w, h = decoded.image.size
+    assert decoded.image.getpixel((w // 4, h // 2)) == (0, 0, 255)
+    assert decoded.image.getpixel((3 * w // 4, h // 2)) == BACKGROUND_RGB  # no red bleeds in

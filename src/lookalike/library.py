@@ -31,6 +31,8 @@ DEFAULT_LIBRARY = "lookalike-library"
 CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "index.faiss"
 LOCK_FILE = "write.lock"
+THUMBNAILS_DIR = "thumbnails"
+MODELS_DIR = "models"
 
 
 class LibraryError(RuntimeError):
@@ -74,7 +76,8 @@ class Library:
             )
         lock_fd = None
         if write:
-            root.mkdir(parents=True, exist_ok=True)
+            for folder in (root, root / THUMBNAILS_DIR, root / MODELS_DIR):
+                folder.mkdir(parents=True, exist_ok=True)
             lock_fd = _acquire_lock(root / LOCK_FILE)
         try:
             catalog = Catalog(catalog_path)
@@ -148,11 +151,11 @@ class Library:
 
     @property
     def thumbnails_dir(self) -> Path:
-        return self.root / "thumbnails"
+        return self.root / THUMBNAILS_DIR
 
     @property
     def models_dir(self) -> Path:
-        return self.root / "models"
+        return self.root / MODELS_DIR
 
     @property
     def index(self) -> FaissIndex:
