@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.decode import BACKGROUND_RGB, decode_image
-from lookalike.embed.effnet_lite0 import WEIGHTS, EffNetLite0, LetterboxPreprocessor
+from lookalike.decode import decode_image
+from lookalike.embed.effnet_lite0 import WEIGHTS, EffNetLite0, SquarePreprocessor
 from lookalike.embed.registry import create_embedder
 
 from .conftest import REPO, make_picture
@@ -43,13 +43,13 @@ def test_different_pictures_get_different_vectors(embedder):
     assert float(a @ b) < 0.9
 
 
-def test_letterbox_keeps_the_whole_picture_and_pads_with_grey():
+def test_preprocessing_squashes_the_whole_picture_into_the_square():
     wide = Image.new("RGB", (400, 100), (255, 0, 0))
-    pixels = LetterboxPreprocessor(size=224)(wide)
-    assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8
-    assert tuple(pixels[0, 0]) == BACKGROUND_RGB  # padding above
-    assert tuple(pixels[112, 0]) == (255, 0, 0)  # the picture spans the full width
-    assert tuple(pixels[112, 223]) == (255, 0, 0)
+    wide.paste((0, 0, 255), (0, 0, 200, 100))  # left half blue
+    pixels = SquarePreprocessor(size=192)(wide)
+    assert pixels.shape == (192, 192, 3) and pixels.dtype == np.uint8
+    assert tuple(pixels[0, 0]) == (0, 0, 255)  # nothing cropped, nothing padded
+    assert tuple(pixels[191, 191]) == (255, 0, 0)
 
 
 def test_unknown_model_names_are_refused_with_the_known_ones():
@@ -93,7 +93,7 @@ def test_shipped_onnx_model_matches_the_torch_model_on_real_images(embedder):
 
     session = ort.InferenceSession(str(WEIGHTS), providers=["CPUExecutionProvider"])
     (got,) = session.run(["head"], {"input": x.numpy()})
-    assert got.shape == expected.shape == (16, 1280, 7, 7)
+    assert got.shape == expected.shape == (16, 1280, 6, 6)
     assert np.abs(got - expected).max() / np.abs(expected).max() < 1e-4
 
     # and the descriptor lookalike builds from it is the torch model's, to float precision

@@ -139,3 +139,29 @@ def test_a_deleted_index_file_is_rebuilt_from_the_catalog(run_cli, picture_folde
     code, _, err = run_cli("reindex")
     assert code == 0 and "12 vectors, flat" in err
     assert (library_path / "index.faiss").exists()
+
+
+def test_the_scan_goes_on_when_workers_finish_everything_in_flight(
+    tmp_path, library_path, monkeypatch
+):
+    """Workers can finish every task in flight before the main process waits again (known
+    files take them microseconds; the main process may be busy embedding). The scan must still
+    go on to the end: it once stopped there, silently. A delayed `wait` forces that timing."""
+    import time
+
+    from lookalike import indexing
+
+    real_wait = indexing.wait
+
+    def late_wait(futures, **kwargs):
+        time.sleep(0.05)  # by now every task in flight is done
+        return real_wait(futures, **kwargs)
+
+    monkeypatch.setattr(indexing, "wait", late_wait)
+    folder = tmp_path / "many"
+    for seed in range(100):
+        save_picture(folder / f"p{seed:03d}.png", 500 + seed, size=(16, 16))
+    with Library.open(library_path, write=True) as library:
+        report = indexing.index_paths(library, [folder], workers=1, progress=False)
+        assert report.found == report.added == 100
+        assert len(library.index) == 100

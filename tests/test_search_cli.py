@@ -79,14 +79,13 @@ def test_near_duplicates_collapse_into_one_hit(run_cli, tmp_path, library_path):
 
     code, out, _ = run_cli("search", "--json", "-k", "3", folder / "original.png")
     hits = json.loads(out)["results"]
-    assert hits[0]["source"].endswith("original.png")
-    assert sorted(d["source"].rsplit("/", 1)[1] for d in hits[0]["duplicates"]) == [
-        "same pixels.bmp",
-        "smaller.png",
-    ]
+    group = {"original.png", "same pixels.bmp", "smaller.png"}
+    name = lambda hit: hit["source"].rsplit("/", 1)[1]  # noqa: E731
+    # identical pixels score identically, so either may lead; the other two fold into it
+    assert {name(hits[0])} | {name(d) for d in hits[0]["duplicates"]} == group
+    assert len(hits[0]["duplicates"]) == 2
     assert all(d["score"] > 0.97 for d in hits[0]["duplicates"])
-    assert all(not h["source"].endswith(("same pixels.bmp", "smaller.png")) for h in hits[1:])
-    assert all(h["duplicates"] == [] for h in hits[1:])
+    assert all(name(h) not in group and h["duplicates"] == [] for h in hits[1:])
 
     _, out, _ = run_cli("search", "--json", "--no-collapse", "-k", "3", folder / "original.png")
     names = [h["source"].rsplit("/", 1)[1] for h in json.loads(out)["results"]]

@@ -139,10 +139,10 @@ def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:
 def to_rgb(image: Image.Image, *, min_size: int | None = None) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB, transparency composited onto BACKGROUND_RGB.
 
-    With `min_size`, a picture more than twice that size is first shrunk by an integer factor
-    (box filter, alpha-premultiplied by Pillow) to no less than 2 x `min_size` on its longer
-    side: compositing then touches far fewer pixels, and the caller's final resize from twice
-    its target size loses nothing visible.
+    With `min_size`, a picture whose sides are both more than twice that is first shrunk by an
+    integer factor (box filter, alpha-premultiplied by Pillow), keeping both sides at least
+    2 x `min_size`: compositing then touches far fewer pixels, and the caller's final resize
+    from twice its target size loses nothing visible.
     """
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
@@ -158,7 +158,7 @@ def to_rgb(image: Image.Image, *, min_size: int | None = None) -> Image.Image:
     elif mode == "RGB" and "transparency" in image.info:
         image = image.convert("RGBA")
     if min_size:
-        factor = max(image.size) // (2 * min_size)
+        factor = min(image.size) // (2 * min_size)
         if factor >= 2 and image.mode in ("RGB", "RGBA", "L"):
             image = image.reduce(factor)
     if image.mode == "RGBA":

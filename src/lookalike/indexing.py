@@ -250,7 +250,7 @@ class Indexer:
         pending = {pool.submit(_process_items, first)}
         exhausted = False
         try:
-            while pending:
+            while True:
                 if self._stop.requested:
                     exhausted = True  # submit nothing more; record what is already under way
                 while not exhausted and len(pending) < max_in_flight:
@@ -259,6 +259,8 @@ class Indexer:
                         exhausted = True
                     else:
                         pending.add(pool.submit(_process_items, chunk))
+                if not pending:  # only once the scan is exhausted: workers can drain the
+                    break  # queue while we are busy embedding, leaving nothing pending
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     for outcome in future.result():
