@@ -32,7 +32,7 @@ from multiprocessing import get_context
 import numpy as np
 from tqdm import tqdm
 
-from .catalog.store import FINAL_STATUSES
+from .catalog.store import DONE_STATUSES
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import Preprocessor
 from .library import Library
@@ -230,7 +230,7 @@ class Indexer:
         if state is None or item.size is None:
             return False
         _, size, mtime_ns, status = state
-        if size != item.size or mtime_ns != item.mtime_ns or status not in FINAL_STATUSES:
+        if size != item.size or mtime_ns != item.mtime_ns or status not in DONE_STATUSES:
             return False
         return not (status == "failed" and self.retry_failed)
 

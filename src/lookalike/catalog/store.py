@@ -23,7 +23,9 @@ import numpy as np
 from .records import ImageRecord, Place
 from .schema import migrate
 
-FINAL_STATUSES = ("indexed", "failed")  # nothing left to do for these
+# Nothing left to do that needs the image's file: an 'embedded' vector reaches the index from the
+# catalog (Library reconciles on open), so a re-run after a crash need not read those files again.
+DONE_STATUSES = ("embedded", "indexed", "failed")
 VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per dimension
 
 
