@@ -6,6 +6,11 @@ BIN    := $(VENV)/bin
 .PHONY: demo test install dev clean
 
 $(BIN)/lookalike: pyproject.toml
+	@# zip/rar/7z/tar are read by the system's libarchive (libarchive-c binds it at run time)
+	@ldconfig -p | grep -q 'libarchive.so.13 ' || { \
+	  echo "installing libarchive13 (archive reading)"; \
+	  apt-get install -y -q libarchive13 >/dev/null || sudo apt-get install -y -q libarchive13 >/dev/null || \
+	  { echo "please install libarchive (Debian/Ubuntu: apt install libarchive13; macOS: brew install libarchive)"; exit 1; }; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .

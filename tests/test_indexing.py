@@ -149,15 +149,15 @@ def test_the_scan_goes_on_when_workers_finish_everything_in_flight(
     go on to the end: it once stopped there, silently. A delayed `wait` forces that timing."""
     import time
 
-    from lookalike import indexing
+    from lookalike import decode_workers, indexing
 
-    real_wait = indexing.wait
+    real_wait = decode_workers.wait
 
     def late_wait(futures, **kwargs):
         time.sleep(0.05)  # by now every task in flight is done
         return real_wait(futures, **kwargs)
 
-    monkeypatch.setattr(indexing, "wait", late_wait)
+    monkeypatch.setattr(decode_workers, "wait", late_wait)
     folder = tmp_path / "many"
     for seed in range(100):
         save_picture(folder / f"p{seed:03d}.png", 500 + seed, size=(16, 16))

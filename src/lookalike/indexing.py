@@ -1,15 +1,16 @@
 """The indexing pipeline: sources -> read + hash + decode (worker processes) -> embed (batches)
 -> catalog + index.
 
-    main process                         worker processes (one per core)
-    ------------                         -------------------------------
+    main process                         worker processes (decode_workers.py)
+    ------------                         ------------------------------------
     scan sources; skip places whose      read bytes, sha256; if the catalog already has
-    size+mtime are unchanged      --->   those bytes done, stop here; else decode and
-                                         preprocess into the model's input array
-    record image + place rows     <---
+    size+mtime are unchanged; open       those bytes done, stop here; else decode and
+    archives, hand out their members --> preprocess into the model's input array
+    record image + place rows       <--
     every `batch_size` inputs: embed, store vectors, COMMIT, add to the in-memory index
     every `save_every` seconds and at the end: save the index, mark rows indexed
-    at the end: delete images no place points at any more (changed, vanished, --prune)
+    at the end: record the archives read, forget members and files that are gone, delete
+    images no place points at any more
 
 Crash safety comes from the order of writes (see Library.save_index): a kill -9 at any point
 leaves committed rows whose status says what is left to do, and the next run (or any open of
@@ -18,26 +19,23 @@ the library) finishes it. Ctrl-C stops cleanly: it commits, saves the index, the
 
 from __future__ import annotations
 
-import ctypes
-import hashlib
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 
 import numpy as np
 from tqdm import tqdm
 
+from .catalog.records import Place
 from .catalog.store import DONE_STATUSES
-from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
-from .embed.base import Preprocessor
+from .decode import DEFAULT_MAX_PIXELS
+from .decode_workers import DecodeOutcome, DecodePool
 from .library import Library
-from .sources.base import Source, SourceError, SourceItem
+from .sources.archives import ArchiveError, ArchiveLimits, MemoryItem, read_archive
+from .sources.base import ArchiveFile, Source, SourceItem
 from .sources.folder import FolderSource
 
 ITEMS_PER_TASK = 8  # amortises inter-process overhead for tiny icons
@@ -46,8 +44,9 @@ SAVE_EVERY_SECONDS = 300.0
 
 @dataclass
 class IndexReport:
-    found: int = 0  # candidate images seen in the sources
-    unchanged: int = 0  # skipped by size + mtime
+    found: int = 0  # candidate images seen in the sources (archive members included)
+    unchanged: int = 0  # skipped by size + mtime (an unchanged archive counts once)
+    archives: int = 0  # archives opened
     added: int = 0  # new images embedded
     known: int = 0  # new places whose bytes the library already had
     failed: int = 0  # unreadable or undecodable (recorded in the catalog)
@@ -59,81 +58,6 @@ class IndexReport:
     @property
     def processed(self) -> int:
         return self.added + self.known + self.failed
-
-
-# -- worker side ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    item: SourceItem
-    sha256: str | None = None
-    byte_size: int = 0
-    known: bool = False  # the catalog already has these bytes, done
-    pixels: np.ndarray | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    frames: int | None = None
-    error: str | None = None
-
-
-_worker: dict = {}
-
-
-def _worker_init(catalog_path: str, preprocess: Preprocessor, max_pixels: int, retry: bool):
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides how to stop
-    # Decoding gets the CPU only when the model (main process) does not need it: the batches
-    # keep flowing, and measured 6% more images/s on 2 cores.
-    os.nice(5)
-    _keep_freed_memory()
-    conn = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=30)
-    _worker.update(conn=conn, preprocess=preprocess, max_pixels=max_pixels, retry=retry)
-
-
-def _keep_freed_memory() -> None:
-    """Ask glibc to keep freed memory for the next picture rather than give it back to the OS
-    after each one. Decoding a sprite sheet allocates ~9 MB; returning it every time cost 2,200
-    page faults per image: measured 11.7 -> 8.9 ms per sheet. A no-op off glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: heap, not mmap, below 64 MB
-        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB of free heap
-    except (OSError, AttributeError):
-        pass
-
-
-def _process_items(items: list[SourceItem]) -> list[_Outcome]:
-    return [_process_one(item) for item in items]
-
-
-def _process_one(item: SourceItem) -> _Outcome:
-    try:
-        data = item.read()
-    except SourceError as exc:
-        return _Outcome(item, error=f"read: {exc}")
-    sha = hashlib.sha256(data).hexdigest()
-    row = _worker["conn"].execute("SELECT status FROM images WHERE sha256 = ?", (sha,)).fetchone()
-    if row and (row[0] in ("embedded", "indexed") or (row[0] == "failed" and not _worker["retry"])):
-        return _Outcome(item, sha, len(data), known=True)
-    preprocess = _worker["preprocess"]
-    try:
-        decoded = decode_image(
-            data, max_pixels=_worker["max_pixels"], min_size=getattr(preprocess, "size", None)
-        )
-        pixels = preprocess(decoded.image)
-    except DecodeError as exc:
-        return _Outcome(item, sha, len(data), error=f"decode: {exc}")
-    return _Outcome(
-        item,
-        sha,
-        len(data),
-        pixels=pixels,
-        width=decoded.width,
-        height=decoded.height,
-        format=decoded.format,
-        frames=decoded.frames,
-    )
 
 
 # -- main side ------------------------------------------------------------------------------------
@@ -174,6 +98,7 @@ class Indexer:
         retry_failed: bool = False,
         save_every: float = SAVE_EVERY_SECONDS,
         progress: bool | None = None,
+        archive_limits: ArchiveLimits | None = None,
     ):
         self.library = library
         self.catalog = library.catalog
@@ -183,7 +108,9 @@ class Indexer:
         self.retry_failed = retry_failed
         self.save_every = save_every
         self.progress = progress
+        self.archive_limits = archive_limits or ArchiveLimits()
         self.report = IndexReport()
+        self._archives: list[_ArchiveRead] = []
         self._batch_ids: list[int] = []
         self._batch_pixels: list[np.ndarray] = []
         self._in_tx = False
@@ -209,11 +136,26 @@ class Indexer:
         try:
             with _StopOnInterrupt() as stop:
                 self._stop = stop
-                self._run_pool(self._work_chunks(sources, bar), embedder.preprocessor(), bar)
+                pool = DecodePool(
+                    self.workers,
+                    str(self.catalog.path),
+                    embedder.preprocessor(),
+                    self.max_pixels,
+                    self.retry_failed,
+                )
+
+                def on_outcome(outcome: DecodeOutcome) -> None:
+                    self._record(outcome)
+                    bar.update(1)
+                    if bar.n % 64 == 0:
+                        bar.set_postfix(new=self.report.added, failed=self.report.failed)
+
+                pool.run(self._work_chunks(sources, bar), on_outcome, lambda: stop.requested)
                 self._flush()  # what was decoded is embedded, even when stopping early
                 if stop.requested:
                     self.report.interrupted = True
                 else:
+                    self._finish_archives()
                     self._remove_stale(sources if prune else [])
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; rows left 'decoded' are redone
             self.report.interrupted = True
@@ -228,19 +170,52 @@ class Indexer:
 
     def _work_chunks(self, sources: list[Source], bar) -> Iterator[list[SourceItem]]:
         chunk: list[SourceItem] = []
+        for item in self._candidates(sources):
+            chunk.append(item)
+            bar.total += 1
+            if len(chunk) == ITEMS_PER_TASK:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
+
+    def _candidates(self, sources: list[Source]) -> Iterator[SourceItem]:
+        """Every item to decode: changed files, and the members of changed archives."""
         for source in sources:
             for item in source.items():
+                if isinstance(item, ArchiveFile):
+                    yield from self._archive_members(item)
+                    continue
                 self.report.found += 1
                 if self._unchanged(item):
                     self.report.unchanged += 1
                     continue
-                chunk.append(item)
-                bar.total += 1
-                if len(chunk) == ITEMS_PER_TASK:
-                    yield chunk
-                    chunk = []
-        if chunk:
-            yield chunk
+                yield item
+
+    def _archive_members(self, archive: ArchiveFile) -> Iterator[MemoryItem]:
+        state = self.catalog.container_state(archive.place.source)
+        if state is not None and archive.size is not None:
+            size, mtime_ns, status = state
+            if (size, mtime_ns) == (archive.size, archive.mtime_ns) and not (
+                status == "failed" and self.retry_failed
+            ):
+                self.report.unchanged += 1
+                return
+        self.report.archives += 1
+        read = _ArchiveRead(archive)
+        self._archives.append(read)
+        try:
+            for result in read_archive(archive.path, archive.place, self.archive_limits):
+                if isinstance(result, MemoryItem):
+                    self.report.found += 1
+                    read.members.add(result.place.member)
+                    yield result
+                else:
+                    read.refused.append(f"{result.place.member}: {result.reason}")
+                    self._note_error(result.place, result.reason)
+        except ArchiveError as exc:
+            read.error = str(exc)
+            self._note_error(archive.place, str(exc))
 
     def _unchanged(self, item: SourceItem) -> bool:
         state = self.catalog.place_state(item.place.source, item.place.member)
@@ -251,48 +226,11 @@ class Indexer:
             return False
         return not (status == "failed" and self.retry_failed)
 
-    # -- the pool -------------------------------------------------------------------------------
-
-    def _run_pool(self, chunks: Iterator[list[SourceItem]], preprocess, bar) -> None:
-        first = next(chunks, None)
-        if first is None:
-            return  # nothing to do: don't pay for starting workers
-        pool = ProcessPoolExecutor(
-            self.workers,
-            mp_context=get_context("spawn"),  # onnxruntime's threads make fork unsafe
-            initializer=_worker_init,
-            initargs=(str(self.catalog.path), preprocess, self.max_pixels, self.retry_failed),
-        )
-        max_in_flight = self.workers * 4
-        pending = {pool.submit(_process_items, first)}
-        exhausted = False
-        try:
-            while True:
-                if self._stop.requested:
-                    exhausted = True  # submit nothing more; record what is already under way
-                while not exhausted and len(pending) < max_in_flight:
-                    chunk = next(chunks, None)
-                    if chunk is None:
-                        exhausted = True
-                    else:
-                        pending.add(pool.submit(_process_items, chunk))
-                if not pending:  # only once the scan is exhausted: workers can drain the
-                    break  # queue while we are busy embedding, leaving nothing pending
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    for outcome in future.result():
-                        self._record(outcome)
-                        bar.update(1)
-                bar.set_postfix(new=self.report.added, failed=self.report.failed, refresh=False)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     # -- recording results ------------------------------------------------------------------------
 
-    def _record(self, outcome: _Outcome) -> None:
-        item = outcome.item
+    def _record(self, outcome: DecodeOutcome) -> None:
         if outcome.sha256 is None:  # could not even read it: nothing to key a row on
-            self._note_error(item, outcome.error or "unreadable")
+            self._note_error(outcome.place, outcome.error or "unreadable")
             return
         self._begin()
         existing = self.catalog.image_by_sha(outcome.sha256)
@@ -302,14 +240,14 @@ class Indexer:
         if outcome.known or done_before:
             image_id = existing[0] if existing else None
             if image_id is None:  # known to the worker, deleted since: treat as failed read
-                self._note_error(item, "image vanished from the catalog during the run")
+                self._note_error(outcome.place, "image vanished from the catalog during the run")
                 return
             self.report.known += 1
         elif outcome.error is not None:
             image_id = self.catalog.put_image(
                 outcome.sha256, outcome.byte_size, status="failed", error=outcome.error
             )
-            self._note_error(item, outcome.error)
+            self._note_error(outcome.place, outcome.error)
         else:
             image_id = self.catalog.put_image(
                 outcome.sha256,
@@ -323,14 +261,14 @@ class Indexer:
             self._batch_ids.append(image_id)
             self._batch_pixels.append(outcome.pixels)
             self.report.added += 1
-        self.catalog.put_place(image_id, item.place, item.size, item.mtime_ns)
+        self.catalog.put_place(image_id, outcome.place, outcome.size, outcome.mtime_ns)
         if len(self._batch_ids) >= self.batch_size:
             self._flush()
 
-    def _note_error(self, item: SourceItem, message: str) -> None:
+    def _note_error(self, place: Place, message: str) -> None:
         self.report.failed += 1
         if len(self.report.errors) < 20:
-            self.report.errors.append((item.place.display, message))
+            self.report.errors.append((place.display, message))
 
     def _flush(self) -> None:
         """Embed the pending batch, store its vectors and commit everything recorded so far."""
@@ -362,19 +300,48 @@ class Indexer:
             self.catalog.conn.execute("COMMIT")
             self._in_tx = False
 
-    # -- removal ----------------------------------------------------------------------------------
+    # -- finishing --------------------------------------------------------------------------------
+
+    def _finish_archives(self) -> None:
+        """Record the archives read in this run, and forget members they no longer hold.
+
+        Done only at the end of a complete run, once every member is committed: an archive
+        interrupted half-way is simply read again next time (its members are then known).
+        """
+        self._begin()
+        for read in self._archives:
+            source = read.archive.place.source
+            if read.error is None:  # a complete listing: what is not in it any more is gone
+                stale = [
+                    place_id
+                    for member, place_id in self.catalog.member_places(source).items()
+                    if member not in read.members
+                ]
+                self.catalog.delete_places(stale)
+            problems = ([read.error] if read.error else []) + read.refused
+            self.catalog.put_container(
+                source,
+                read.archive.size,
+                read.archive.mtime_ns,
+                status="failed" if read.error else "done",
+                members=len(read.members),
+                error="; ".join(problems)[:4000] or None,
+            )
+        self._commit()
 
     def _remove_stale(self, prune_sources: list[Source]) -> None:
         """Forget places whose files vanished (--prune), then images no place points at."""
         self._begin()
         for source in prune_sources:
             if isinstance(source, FolderSource):
+                root = str(source.root)
                 gone = [
                     place_id
-                    for place_id, path in self.catalog.file_places_under(str(source.root))
+                    for place_id, path in self.catalog.file_places_under(root)
                     if not os.path.exists(path)
                 ]
                 self.catalog.delete_places(gone)
+                self.catalog.delete_containers_under(root, os.path.exists)
         orphans = self.catalog.orphan_ids()
         self.catalog.delete_images(orphans)
         self._commit()
@@ -382,6 +349,14 @@ class Indexer:
         # the next open's reconciliation would also fix.
         self.library.index.remove(np.array(orphans, dtype=np.int64))
         self.report.removed += len(orphans)
+
+
+@dataclass
+class _ArchiveRead:
+    archive: ArchiveFile
+    members: set[str] = field(default_factory=set)
+    refused: list[str] = field(default_factory=list)
+    error: str | None = None
 
 
 def index_paths(library: Library, paths: Iterable[os.PathLike | str], **kwargs) -> IndexReport:

@@ -13,6 +13,13 @@ Tables:
 - places: every place an image was found (a file, an archive member, a URL), with what the
   place says about it (page, title, author, licence, tags) and the file's size and mtime, which
   let a re-index skip unchanged files without reading them.
+- containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
+  not opened again, and its outcome (members found, or why it could not be read).
+- downloads (v2): the download cache, keyed by URL: where the body is stored and how the
+  fetch went. A URL downloaded once is never fetched again.
+- crawl_queue (v2): one row per URL per crawl step (listing, page, file), pending / done /
+  failed with the error and attempt count, plus what the step learned (JSON), so a crawl
+  resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -63,6 +70,44 @@ MIGRATIONS: list[str] = [
         UNIQUE (source, member)
     );
     CREATE INDEX places_by_image ON places (image_id);
+    """,
+    # version 2: archives, downloads and crawl queues
+    """
+    CREATE TABLE containers (
+        source     TEXT    PRIMARY KEY,
+        file_size  INTEGER,
+        file_mtime_ns INTEGER,
+        status     TEXT    NOT NULL CHECK (status IN ('done', 'failed')),
+        members    INTEGER NOT NULL DEFAULT 0,
+        error      TEXT,
+        updated_at REAL    NOT NULL
+    );
+    CREATE TABLE downloads (
+        url          TEXT    PRIMARY KEY,
+        path         TEXT,
+        status       TEXT    NOT NULL CHECK (status IN ('done', 'failed')),
+        http_status  INTEGER,
+        content_type TEXT,
+        size         INTEGER,
+        error        TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        fetched_at   REAL    NOT NULL
+    );
+    CREATE UNIQUE INDEX downloads_by_path ON downloads (path);
+    CREATE TABLE crawl_queue (
+        id         INTEGER PRIMARY KEY,
+        crawl      TEXT    NOT NULL,
+        step       TEXT    NOT NULL,
+        url        TEXT    NOT NULL,
+        status     TEXT    NOT NULL DEFAULT 'pending'
+                   CHECK (status IN ('pending', 'done', 'failed')),
+        error      TEXT,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        data       TEXT,
+        updated_at REAL    NOT NULL,
+        UNIQUE (crawl, step, url)
+    );
+    CREATE INDEX crawl_queue_by_status ON crawl_queue (crawl, step, status);
     """,
 ]
 

@@ -195,6 +195,51 @@ class Catalog:
             (root, len(prefix), prefix),
         )
 
+    # -- archives ------------------------------------------------------------------------------
+
+    def container_state(self, source: str) -> tuple[int | None, int | None, str] | None:
+        """(file_size, file_mtime_ns, status) recorded for an archive, or None."""
+        return self.conn.execute(
+            "SELECT file_size, file_mtime_ns, status FROM containers WHERE source = ?", (source,)
+        ).fetchone()
+
+    def put_container(
+        self,
+        source: str,
+        file_size: int | None,
+        file_mtime_ns: int | None,
+        *,
+        status: str,
+        members: int,
+        error: str | None,
+    ) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO containers (source, file_size, file_mtime_ns, status, members,"
+            " error, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (source, file_size, file_mtime_ns, status, members, error, time.time()),
+        )
+
+    def member_places(self, source: str) -> dict[str, int]:
+        """member path -> place id, for every place inside the archive at `source`."""
+        return dict(
+            self.conn.execute(
+                "SELECT member, id FROM places WHERE source = ? AND member != ''", (source,)
+            )
+        )
+
+    def delete_containers_under(self, root: str, exists) -> int:
+        """Forget archives under folder `root` for which `exists(path)` is false."""
+        prefix = root.rstrip("/") + "/"
+        gone = [
+            (source,)
+            for (source,) in self.conn.execute(
+                "SELECT source FROM containers WHERE substr(source, 1, ?) = ?", (len(prefix), prefix)
+            )
+            if not exists(source)
+        ]
+        self.conn.executemany("DELETE FROM containers WHERE source = ?", gone)
+        return len(gone)
+
     # -- reading ---------------------------------------------------------------------------------
 
     def ids_with_status(self, status: str) -> np.ndarray:

@@ -69,9 +69,10 @@ def index_cmd(obj, paths, prune, retry_failed, workers, batch_size, max_pixels, 
 
 def _print_report(report: IndexReport, library: Library) -> None:
     rate = report.processed / report.seconds if report.seconds else 0.0
+    archives = f" ({report.archives} archives opened)" if report.archives else ""
     click.echo(
         f"{'interrupted: ' if report.interrupted else ''}"
-        f"{report.found} images found: {report.added} added, {report.known} already known, "
+        f"{report.found} images found{archives}: {report.added} added, {report.known} already known, "
         f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed "
         f"in {report.seconds:.1f}s ({rate:.0f} images/s)",
         err=True,

@@ -34,6 +34,17 @@ class SourceItem(ABC):
         """The item's bytes; raises SourceError (too large, unreadable, gone)."""
 
 
+@dataclass(frozen=True)
+class ArchiveFile(SourceItem):
+    """An archive on the local disk (a file, or a download in the cache) whose images are
+    indexed as members of `place`. The pipeline opens it; no worker reads it whole."""
+
+    path: str = ""
+
+    def read(self, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes:
+        raise SourceError("an archive is read member by member, not whole")
+
+
 class Source(ABC):
     @abstractmethod
     def items(self) -> Iterator[SourceItem]:

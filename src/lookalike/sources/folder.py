@@ -1,4 +1,4 @@
-"""Images in a folder tree (or one file) on the local disk."""
+"""Images and archives of images in a folder tree (or one file) on the local disk."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..catalog.records import Place
 from ..decode import IMAGE_EXTENSIONS, sniff_format
-from .base import DEFAULT_MAX_FILE_BYTES, Source, SourceError, SourceItem
+from .archives import is_archive_name, sniff_archive
+from .base import DEFAULT_MAX_FILE_BYTES, ArchiveFile, Source, SourceError, SourceItem
 
 
 @dataclass(frozen=True)
@@ -28,10 +29,10 @@ class FileItem(SourceItem):
 
 
 class FolderSource(Source):
-    """Every image file under `root`, recursively; `root` may also be a single file.
+    """Every image file and archive under `root`, recursively; `root` may also be a single file.
 
-    A file is a candidate when its extension is an image extension, or when its first bytes are
-    an image signature (so a PNG saved as `.dat` is still found). Symbolic links to folders
+    A file is a candidate when its extension is an image or archive extension, or when its first
+    bytes are an image or archive signature (so a PNG saved as `.dat` is still found). Symbolic links to folders
     are not followed (they can loop); `exclude` folders (the library itself) are skipped.
     """
 
@@ -43,7 +44,7 @@ class FolderSource(Source):
     def description(self) -> str:
         return str(self.root)
 
-    def items(self) -> Iterator[FileItem]:
+    def items(self) -> Iterator[FileItem | ArchiveFile]:
         if self.root.is_file():
             item = self._item(str(self.root), self.root.stat(), check_content=False)
             if item:
@@ -53,7 +54,7 @@ class FolderSource(Source):
             raise FileNotFoundError(f"no such file or folder: {self.root}")
         yield from self._walk(str(self.root))
 
-    def _walk(self, folder: str) -> Iterator[FileItem]:
+    def _walk(self, folder: str) -> Iterator[FileItem | ArchiveFile]:
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError:
@@ -70,19 +71,31 @@ class FolderSource(Source):
             except OSError:
                 continue  # vanished while we looked, or a broken link
 
-    def _item(self, path: str, stat: os.stat_result, *, check_content: bool) -> FileItem | None:
-        if check_content and not _looks_like_image(path):
+    def _item(
+        self, path: str, stat: os.stat_result, *, check_content: bool
+    ) -> FileItem | ArchiveFile | None:
+        kind = file_kind(path) if check_content else ("archive" if is_archive_name(path) else "image")
+        if kind is None:
             return None
-        return FileItem(
+        item_type = ArchiveFile if kind == "archive" else FileItem
+        return item_type(
             place=Place(source=path), size=stat.st_size, mtime_ns=stat.st_mtime_ns, path=path
         )
 
 
-def _looks_like_image(path: str) -> bool:
+def file_kind(path: str) -> str | None:
+    """"image", "archive", or None, by the file's name or else by its first bytes."""
     if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
-        return True
+        return "image"
+    if is_archive_name(path):
+        return "archive"
     try:
         with open(path, "rb") as f:
-            return sniff_format(f.read(16)) is not None
+            head = f.read(512)
     except OSError:
-        return False
+        return None
+    if sniff_format(head[:16]):
+        return "image"
+    if sniff_archive(head):
+        return "archive"
+    return None
