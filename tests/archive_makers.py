@@ -26,14 +26,16 @@ def make_zip(members: dict[str, bytes], *, compression=zipfile.ZIP_DEFLATED) -> 
     return buf.getvalue()
 
 
-def make_tar(members: dict[str, bytes], mode: str = "w:gz", *, links: dict[str, str] = {}) -> bytes:
+def make_tar(
+    members: dict[str, bytes], mode: str = "w:gz", *, links: dict[str, str] | None = None
+) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode=mode) as archive:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             archive.addfile(info, io.BytesIO(data))
-        for name, target in links.items():
+        for name, target in (links or {}).items():
             info = tarfile.TarInfo(name)
             info.type = tarfile.SYMTYPE
             info.linkname = target

@@ -78,7 +78,9 @@ def test_nested_archives_get_bang_separated_member_paths_and_inherit_metadata():
     inner = make_zip({"deep/x.png": png(3)})
     middle = make_tar({"inner.zip": inner, "y.png": png(4)}, "w:gz")
     outer = make_zip({"middle.tar.gz": middle, "z.png": png(5)})
-    place = Place("https://example.org/files/outer.zip", page_url="https://example.org/p", author="Ann")
+    place = Place(
+        "https://example.org/files/outer.zip", page_url="https://example.org/p", author="Ann"
+    )
     results = list(read_archive(outer, place))
     members = {r.place.member for r in results}
     assert members == {"z.png", "middle.tar.gz!y.png", "middle.tar.gz!inner.zip!deep/x.png"}
@@ -97,7 +99,14 @@ def test_unicode_and_percent_names_survive():
 
 
 def test_path_traversal_absolute_paths_and_links_are_refused():
-    evil = make_zip({"../../etc/x.png": png(1), "/abs/y.png": png(2), "C:\\win\\z.png": png(3), "ok.png": png(4)})
+    evil = make_zip(
+        {
+            "../../etc/x.png": png(1),
+            "/abs/y.png": png(2),
+            "C:\\win\\z.png": png(3),
+            "ok.png": png(4),
+        }
+    )
     images, refused = read_all(evil)
     assert list(images) == ["ok.png"]
     assert "path traversal" in refused["../../etc/x.png"]
@@ -136,7 +145,9 @@ def test_solid_rar3_gives_a_clear_error():
 
 def test_encrypted_members_are_refused(tmp_path):
     path = tmp_path / "secret.zip"
-    with libarchive.file_writer(str(path), "zip", options="encryption=zipcrypt", passphrase="pw") as a:
+    with libarchive.file_writer(
+        str(path), "zip", options="encryption=zipcrypt", passphrase="pw"
+    ) as a:
         a.add_file_from_memory("secret.png", 10, png(1)[:10])
     images, refused = read_all(str(path))
     assert images == {} and refused["secret.png"].startswith("encrypted")
@@ -178,7 +189,9 @@ def test_nesting_deeper_than_the_limit_is_refused():
 
 
 def test_a_truncated_archive_keeps_what_was_read_before_the_damage():
-    data = make_zip({"a.png": png(1), "b.png": png(2, size=(300, 300))}, compression=zipfile.ZIP_STORED)
+    data = make_zip(
+        {"a.png": png(1), "b.png": png(2, size=(300, 300))}, compression=zipfile.ZIP_STORED
+    )
     results = []
     with pytest.raises(ArchiveError):
         for r in read_archive(data[: len(data) - 3000], Place("/t.zip")):

@@ -25,7 +25,9 @@ def build_folder(folder: Path) -> Path:
     folder.mkdir(parents=True)
     inner = make_zip({"deep/gem.png": png(13)})
     (folder / "pack.zip").write_bytes(
-        make_zip({"hero.png": png(11), "tiles/grass.png": png(12), "inner.zip": inner, "notes.txt": b"x"})
+        make_zip(
+            {"hero.png": png(11), "tiles/grass.png": png(12), "inner.zip": inner, "notes.txt": b"x"}
+        )
     )
     (folder / "monsters.rar").write_bytes(make_rar({"orc.png": png(14), "bat.png": png(15)}))
     make_7z(folder / "items.7z", {"potion.png": png(16)})
@@ -104,7 +106,11 @@ def test_a_bomb_fails_its_archive_and_the_run_goes_on(tmp_path, library_path):
     with Library.open(library_path, write=True) as library:
         report = index_paths(library, [folder], archive_limits=limits, progress=False)
         assert report.failed == 1 and "decompression bomb" in report.errors[0][1]
-        sources = {p.display for r in library.catalog.images(library.catalog.vector_ids()).values() for p in r.places}
+        sources = {
+            p.display
+            for r in library.catalog.images(library.catalog.vector_ids()).values()
+            for p in r.places
+        }
         assert str(folder / "fine.png") in sources
         assert library.catalog.container_state(str(folder / "bomb.zip"))[2] == "failed"
 
@@ -116,8 +122,14 @@ def test_member_places_keep_the_archive_metadata(tmp_path, library_path):
 
     path = tmp_path / "pack.zip"
     path.write_bytes(make_zip({"a.png": png(1)}))
-    place = Place("https://oga.test/files/pack.zip", page_url="https://oga.test/content/pack",
-                  title="Pack", author="Ann", licence="CC0", tags=("fantasy",))
+    place = Place(
+        "https://oga.test/files/pack.zip",
+        page_url="https://oga.test/content/pack",
+        title="Pack",
+        author="Ann",
+        licence="CC0",
+        tags=("fantasy",),
+    )
 
     class One(Source):
         description = "one archive"

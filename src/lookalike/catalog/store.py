@@ -233,7 +233,8 @@ class Catalog:
         gone = [
             (source,)
             for (source,) in self.conn.execute(
-                "SELECT source FROM containers WHERE substr(source, 1, ?) = ?", (len(prefix), prefix)
+                "SELECT source FROM containers WHERE substr(source, 1, ?) = ?",
+                (len(prefix), prefix),
             )
             if not exists(source)
         ]

@@ -199,8 +199,14 @@ def _member(state: _Reading, entry) -> Iterator[MemoryItem | RefusedMember]:
         reason = f"link to {entry.linkpath!r} refused"
     if reason is None and _is_encrypted(entry):
         reason = "encrypted: lookalike reads no password-protected members"
-    if reason is None and entry.size is not None and entry.size > state.budget.limits.max_member_bytes:
-        reason = f"{entry.size:,} bytes, over the {state.budget.limits.max_member_bytes:,}-byte limit"
+    if (
+        reason is None
+        and entry.size is not None
+        and entry.size > state.budget.limits.max_member_bytes
+    ):
+        reason = (
+            f"{entry.size:,} bytes, over the {state.budget.limits.max_member_bytes:,}-byte limit"
+        )
     if reason:
         yield RefusedMember(place, reason)
         return

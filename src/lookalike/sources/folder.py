@@ -74,7 +74,9 @@ class FolderSource(Source):
     def _item(
         self, path: str, stat: os.stat_result, *, check_content: bool
     ) -> FileItem | ArchiveFile | None:
-        kind = file_kind(path) if check_content else ("archive" if is_archive_name(path) else "image")
+        kind = (
+            file_kind(path) if check_content else ("archive" if is_archive_name(path) else "image")
+        )
         if kind is None:
             return None
         item_type = ArchiveFile if kind == "archive" else FileItem
@@ -84,7 +86,7 @@ class FolderSource(Source):
 
 
 def file_kind(path: str) -> str | None:
-    """"image", "archive", or None, by the file's name or else by its first bytes."""
+    """ "image", "archive", or None, by the file's name or else by its first bytes."""
     if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
         return "image"
     if is_archive_name(path):
