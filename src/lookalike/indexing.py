@@ -20,8 +20,6 @@ the library) finishes it. Ctrl-C stops cleanly: it commits, saves the index, the
 from __future__ import annotations
 
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,10 +31,13 @@ from .catalog.records import Place
 from .catalog.store import DONE_STATUSES
 from .decode import DEFAULT_MAX_PIXELS
 from .decode_workers import DecodeOutcome, DecodePool
+from .interrupts import StopOnInterrupt
 from .library import Library
 from .sources.archives import ArchiveError, ArchiveLimits, MemoryItem, read_archive
-from .sources.base import ArchiveFile, Source, SourceItem
+from .sources.base import ArchiveFile, Source, SourceItem, SourceProblem
 from .sources.folder import FolderSource
+from .sources.http import Fetcher, FetchPolicy, is_url
+from .sources.urls import Downloader, UrlSource
 
 ITEMS_PER_TASK = 8  # amortises inter-process overhead for tiny icons
 SAVE_EVERY_SECONDS = 300.0
@@ -61,30 +62,6 @@ class IndexReport:
 
 
 # -- main side ------------------------------------------------------------------------------------
-
-
-class _StopOnInterrupt:
-    """The first Ctrl-C (or SIGTERM) asks the run to stop at the next safe point: work under
-    way is finished and recorded, the index saved. A second Ctrl-C raises KeyboardInterrupt.
-    Only the main thread can take signals; elsewhere (a server thread) this does nothing."""
-
-    requested = False
-
-    def __enter__(self) -> _StopOnInterrupt:
-        self._previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
 
 
 class Indexer:
@@ -115,9 +92,14 @@ class Indexer:
         self._batch_pixels: list[np.ndarray] = []
         self._in_tx = False
         self._last_save = time.monotonic()
-        self._stop = _StopOnInterrupt()
+        self._stop = StopOnInterrupt()
 
     # -- public ---------------------------------------------------------------------------------
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once Ctrl-C asked the run to stop (sources that fetch should stop too)."""
+        return self._stop.requested
 
     def run(self, sources: Iterable[Source], *, prune: bool = False) -> IndexReport:
         started = time.monotonic()
@@ -134,7 +116,7 @@ class Indexer:
         )
         sources = list(sources)
         try:
-            with _StopOnInterrupt() as stop:
+            with StopOnInterrupt() as stop:
                 self._stop = stop
                 pool = DecodePool(
                     self.workers,
@@ -183,6 +165,9 @@ class Indexer:
         """Every item to decode: changed files, and the members of changed archives."""
         for source in sources:
             for item in source.items():
+                if isinstance(item, SourceProblem):
+                    self._note_error(item.place, item.message)
+                    continue
                 if isinstance(item, ArchiveFile):
                     yield from self._archive_members(item)
                     continue
@@ -359,8 +344,29 @@ class _ArchiveRead:
     error: str | None = None
 
 
-def index_paths(library: Library, paths: Iterable[os.PathLike | str], **kwargs) -> IndexReport:
-    """Index folders and files (the `lookalike index` command)."""
-    prune = kwargs.pop("prune", False)
-    sources = [FolderSource(p, exclude=(library.root,)) for p in paths]
-    return Indexer(library, **kwargs).run(sources, prune=prune)
+def index_paths(
+    library: Library,
+    targets: Iterable[os.PathLike | str],
+    *,
+    prune: bool = False,
+    fetch_policy: FetchPolicy | None = None,
+    concurrency: int = 4,
+    **indexer_options,
+) -> IndexReport:
+    """Index folders, files and http(s) URLs (the `lookalike index` command)."""
+    indexer = Indexer(library, **indexer_options)
+    paths = [t for t in targets if not is_url(str(t))]
+    urls = [str(t) for t in targets if is_url(str(t))]
+    sources: list[Source] = [FolderSource(p, exclude=(library.root,)) for p in paths]
+    fetcher = None
+    if urls:
+        fetcher = Fetcher(fetch_policy or FetchPolicy())
+        downloader = Downloader(
+            library.catalog, fetcher, library.downloads_dir, concurrency=concurrency
+        )
+        sources.append(UrlSource(urls, downloader, should_stop=lambda: indexer.stop_requested))
+    try:
+        return indexer.run(sources, prune=prune)
+    finally:
+        if fetcher is not None:
+            fetcher.close()

@@ -5,6 +5,7 @@
       index.faiss       the vector index, rebuilt from the catalog whenever needed
       thumbnails/       thumbnail cache (filled by the web service)
       models/           model cache (weights of models that are not shipped with lookalike)
+      downloads/        download cache: fetched files under readable names (<host>/<path>)
       write.lock        held by the one process that writes (index, reindex, prune)
 
 `Library` ties the catalog, the index and the embedder together and keeps them consistent:
@@ -33,6 +34,7 @@ INDEX_FILE = "index.faiss"
 LOCK_FILE = "write.lock"
 THUMBNAILS_DIR = "thumbnails"
 MODELS_DIR = "models"
+DOWNLOADS_DIR = "downloads"
 
 
 class LibraryError(RuntimeError):
@@ -158,6 +160,10 @@ class Library:
         return self.root / MODELS_DIR
 
     @property
+    def downloads_dir(self) -> Path:
+        return self.root / DOWNLOADS_DIR
+
+    @property
     def index(self) -> FaissIndex:
         if self._index is None:
             self._index = self._load_index()
@@ -235,7 +241,7 @@ class Library:
             path = self.root / name
             if path.exists():
                 sizes[name] = path.stat().st_size
-        for folder in (self.thumbnails_dir, self.models_dir):
+        for folder in (self.thumbnails_dir, self.models_dir, self.downloads_dir):
             if folder.exists():
                 sizes[folder.name + "/"] = sum(
                     p.stat().st_size for p in folder.rglob("*") if p.is_file()

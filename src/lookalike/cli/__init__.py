@@ -9,6 +9,7 @@ import click
 from .. import __version__
 from ..library import LibraryError
 from .catalog_cmds import export_cmd, stats_cmd
+from .crawl_cmds import crawl_cmd
 from .index_cmds import index_cmd, reindex_cmd
 from .search_cmd import search_cmd
 
@@ -37,6 +38,8 @@ def cli(ctx: click.Context, library_path: str) -> None:
       lookalike index ~/Pictures/game-art      # embed every image under the folder
       lookalike search some-sprite.png         # its nearest neighbours
       lookalike search id:42 --json            # from an indexed image, as JSON Lines
+      lookalike index https://example.org/pack.zip   # images and archives on the web
+      lookalike crawl opengameart --query dragon --max-pages 2
       lookalike stats                          # what the library holds
     """
     ctx.obj = {"library": library_path}
@@ -47,6 +50,7 @@ cli.add_command(reindex_cmd)
 cli.add_command(search_cmd)
 cli.add_command(stats_cmd)
 cli.add_command(export_cmd)
+cli.add_command(crawl_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,19 @@ import click
 from ..decode import DEFAULT_MAX_PIXELS
 from ..indexing import IndexReport, index_paths
 from ..library import Library
+from ..sources.http import FetchPolicy, is_url
+from ..sources.urls import read_url_list
 
 
 @click.command("index")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--prune", is_flag=True, help="Forget images whose files under PATHS are gone.")
+@click.argument("targets", nargs=-1)
+@click.option(
+    "--urls",
+    "url_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also index the URLs listed in this file, one per line (# starts a comment).",
+)
+@click.option("--prune", is_flag=True, help="Forget images whose files under the folders are gone.")
 @click.option("--retry-failed", is_flag=True, help="Try again files that failed to decode before.")
 @click.option(
     "--workers", type=click.IntRange(1), help="Decoding processes [default: one per core]."
@@ -38,21 +46,48 @@ from ..library import Library
     help="Embedding model for a new library [default: effnet-lite0]. "
     "An existing library keeps the model it was built with.",
 )
+@click.option(
+    "--allow-private",
+    is_flag=True,
+    help="Allow URLs on private, loopback and link-local addresses (refused by default).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Downloads at a time.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.pass_obj
-def index_cmd(obj, paths, prune, retry_failed, workers, batch_size, max_pixels, model, quiet):
-    """Add the images under PATHS (folders, recursively, or files) to the library.
+def index_cmd(
+    obj, targets, url_file, prune, retry_failed, workers, batch_size, max_pixels, model,
+    allow_private, concurrency, quiet,
+):  # fmt: skip
+    """Add images to the library from TARGETS: folders (recursively), files, archives (zip,
+    rar, 7z, tar), and http(s) URLs of images or archives.
 
     Incremental: files whose size and modification time are unchanged are skipped without
     being read, and files whose bytes the library already has are recorded as another place of
     the same image, not embedded again. Files that cannot be decoded are recorded with their
     error and the run goes on. Ctrl-C (or a crash) leaves a consistent library: run the same
     command again to finish.
+
+    URLs are downloaded once into the library's download cache (retried with backoff,
+    size-capped, checked by content rather than by name); an image keeps its URL as its place.
     """
+    targets = list(targets) + (read_url_list(url_file) if url_file else [])
+    if not targets:
+        raise click.UsageError("give at least one folder, file or URL (or --urls FILE)")
+    for target in targets:
+        if not is_url(target) and not Path(target).exists():
+            raise click.BadParameter(f"no such file or folder: {target}", param_hint="TARGETS")
     with Library.open(Path(obj["library"]), write=True, model=model) as library:
         report = index_paths(
             library,
-            paths,
+            targets,
+            fetch_policy=FetchPolicy(allow_private=allow_private),
+            concurrency=concurrency,
             prune=prune,
             retry_failed=retry_failed,
             workers=workers,
@@ -61,13 +96,13 @@ def index_cmd(obj, paths, prune, retry_failed, workers, batch_size, max_pixels, 
             progress=False if quiet else None,
         )
         if not quiet:
-            _print_report(report, library)
+            print_report(report, library)
     if report.interrupted:
         return 130
     return 0
 
 
-def _print_report(report: IndexReport, library: Library) -> None:
+def print_report(report: IndexReport, library: Library) -> None:
     rate = report.processed / report.seconds if report.seconds else 0.0
     archives = f" ({report.archives} archives opened)" if report.archives else ""
     click.echo(

@@ -35,6 +35,15 @@ class SourceItem(ABC):
 
 
 @dataclass(frozen=True)
+class SourceProblem:
+    """Something a source found but cannot offer as an image (a failed download, a file that
+    is not an image); the pipeline reports it with the run's other errors."""
+
+    place: Place
+    message: str
+
+
+@dataclass(frozen=True)
 class ArchiveFile(SourceItem):
     """An archive on the local disk (a file, or a download in the cache) whose images are
     indexed as members of `place`. The pipeline opens it; no worker reads it whole."""

@@ -85,12 +85,17 @@ class FolderSource(Source):
         )
 
 
-def file_kind(path: str) -> str | None:
-    """ "image", "archive", or None, by the file's name or else by its first bytes."""
-    if os.path.splitext(path)[1].lower() in IMAGE_EXTENSIONS:
-        return "image"
-    if is_archive_name(path):
-        return "archive"
+def file_kind(path: str, *, by_content: bool = False) -> str | None:
+    """Whether `path` is an "image" or an "archive" (or None): by its name, else by its
+    first bytes. With `by_content`, the first bytes decide, and the name only for what has no
+    signature (TGA). Downloads use it: a URL ending in .png may well serve an HTML page.
+    """
+    ext = os.path.splitext(path)[1].lower()
+    if not by_content:
+        if ext in IMAGE_EXTENSIONS:
+            return "image"
+        if is_archive_name(path):
+            return "archive"
     try:
         with open(path, "rb") as f:
             head = f.read(512)
@@ -100,4 +105,6 @@ def file_kind(path: str) -> str | None:
         return "image"
     if sniff_archive(head):
         return "archive"
+    if by_content and ext == ".tga":
+        return "image"
     return None
