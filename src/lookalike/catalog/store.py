@@ -318,6 +318,11 @@ class Catalog:
     def status_counts(self) -> dict[str, int]:
         return dict(self.conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status"))
 
+    def table_status_counts(self, table: str) -> dict[str, int]:
+        """Rows per status of the containers or downloads table."""
+        assert table in ("containers", "downloads")
+        return dict(self.conn.execute(f"SELECT status, COUNT(*) FROM {table} GROUP BY status"))
+
     def count_places(self) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM places").fetchone()[0]
 

@@ -28,6 +28,8 @@ def library_stats(library: Library) -> dict:
         "images": sum(counts.values()),
         "status": {s: counts.get(s, 0) for s in ("decoded", "embedded", "indexed", "failed")},
         "places": library.catalog.count_places(),
+        "archives": library.catalog.table_status_counts("containers"),
+        "downloads": library.catalog.table_status_counts("downloads"),
         "vectors_by_model": library.catalog.models(),
         "index": {"type": index.kind, "vectors": len(index)},
         "bytes_on_disk": library.bytes_on_disk(),
@@ -52,6 +54,10 @@ def stats_cmd(obj, as_json):
         f" (not yet in the saved index), {status['decoded']} decoded, {status['failed']} failed"
     )
     click.echo(f"places    {stats['places']} (files, archive members and URLs)")
+    for name in ("archives", "downloads"):
+        if stats[name]:
+            parts = ", ".join(f"{n} {status}" for status, n in sorted(stats[name].items()))
+            click.echo(f"{name:9s} {parts}")
     click.echo(f"index     {stats['index']['type']}, {stats['index']['vectors']} vectors")
     total = sum(stats["bytes_on_disk"].values())
     parts = ", ".join(f"{k} {_human(v)}" for k, v in stats["bytes_on_disk"].items())
