@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test install dev clean
+.PHONY: demo serve test install dev clean
 
 $(BIN)/lookalike: pyproject.toml
 	@# zip/rar/7z/tar are read by the system's libarchive (libarchive-c binds it at run time)
@@ -20,6 +20,12 @@ $(VENV)/.dev-installed: $(BIN)/lookalike
 	# torch==2.13.0 is the CPU build (pip finds it in /opt/wheels here); only the test that checks
 	# the shipped ONNX model against torch needs it.
 	$(BIN)/pip install --quiet -e ".[dev]"
+	@# the web page's end-to-end test drives Debian's chromium through chromedriver
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing chromium and chromium-driver (browser tests)"; \
+	  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q chromium chromium-driver >/dev/null; } || \
+	  echo "could not install chromium: the browser test will be skipped (outside CI)"; }
 	@touch $@
 
 install: $(BIN)/lookalike                     ## the runtime only: no torch
@@ -29,6 +35,9 @@ dev: $(VENV)/.dev-installed                   ## runtime + tests + model export 
 demo: $(BIN)/lookalike                        ## index the sample images and run a search
 	$(BIN)/lookalike --library demo-library index examples/images
 	$(BIN)/lookalike --library demo-library search examples/query-home-48px.jpg -k 5
+
+serve: demo                                   ## the web page and API over the demo library
+	$(BIN)/lookalike --library demo-library serve
 
 test: $(VENV)/.dev-installed                  ## install everything and run the test suite
 	$(BIN)/python -m pytest

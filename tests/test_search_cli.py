@@ -16,7 +16,7 @@ from .conftest import make_picture, save_picture
 
 RESULT_KEYS = {
     "id", "score", "source", "member", "page_url", "title", "author", "licence",
-    "width", "height", "format", "duplicates",
+    "width", "height", "format", "tier", "duplicates",
 }  # fmt: skip
 
 

@@ -73,9 +73,14 @@ def sniff_format(header: bytes) -> str | None:
 
 
 def decode_image(
-    data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, min_size: int | None = None
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: int | None = None,
+    keep_alpha: bool = False,
 ) -> DecodedImage:
-    """Decode `data` into an RGB image.
+    """Decode `data` into an RGB image (RGBA with `keep_alpha`, for pictures that have it:
+    thumbnails keep their transparency; what the model sees never does).
 
     `min_size`: the caller needs no more than this many pixels on the longer side, so a big
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (draft mode), which is several times faster.
@@ -104,7 +109,7 @@ def decode_image(
             image, swapped = _apply_orientation(image)
             if swapped:
                 width, height = height, width
-            rgb = to_rgb(image, min_size=min_size)
+            rgb = to_rgb(image, min_size=min_size, keep_alpha=keep_alpha)
     except DecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -136,7 +141,9 @@ def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:
     return rotated, orientation in (5, 6, 7, 8)
 
 
-def to_rgb(image: Image.Image, *, min_size: int | None = None) -> Image.Image:
+def to_rgb(
+    image: Image.Image, *, min_size: int | None = None, keep_alpha: bool = False
+) -> Image.Image:
     """Any Pillow mode -> 8-bit RGB, transparency composited onto BACKGROUND_RGB.
 
     With `min_size`, a picture whose sides are both more than twice that is first shrunk by an
@@ -161,6 +168,8 @@ def to_rgb(image: Image.Image, *, min_size: int | None = None) -> Image.Image:
         factor = min(image.size) // (2 * min_size)
         if factor >= 2 and image.mode in ("RGB", "RGBA", "L"):
             image = image.reduce(factor)
+    if image.mode == "RGBA" and keep_alpha:
+        return image
     if image.mode == "RGBA":
         background = Image.new("RGB", image.size, BACKGROUND_RGB)
         background.paste(image, mask=image.getchannel("A"))

@@ -26,6 +26,7 @@ import numpy as np
 from .catalog.store import Catalog
 from .embed.base import Embedder
 from .embed.registry import DEFAULT_MODEL, create_embedder
+from .index.base import VectorIndex
 from .index.faiss_index import ANN_THRESHOLD, FaissIndex
 
 DEFAULT_LIBRARY = "lookalike-library"
@@ -145,6 +146,10 @@ class Library:
         """Use an already-loaded embedder (the server shares one across requests)."""
         self._embedder = embedder
 
+    def set_index(self, index: VectorIndex) -> None:
+        """Use an already-loaded index (the server shares one across requests)."""
+        self._index = index
+
     # -- the index ----------------------------------------------------------------------------
 
     @property
@@ -179,10 +184,10 @@ class Library:
                 index = None  # unreadable: rebuilt below from the catalog, which has every vector
         if index is None or (dim and index.dim != dim):
             return self.rebuild_index(save=self.writable)
-        self._reconcile(index)
+        self.reconcile(index)
         return index
 
-    def _reconcile(self, index: FaissIndex) -> None:
+    def reconcile(self, index: VectorIndex) -> None:
         """Make the index hold exactly the catalog's vectors (after a crash, or a reader that
         opened while a writer was between committing vectors and saving the index)."""
         in_index = index.ids()

@@ -11,6 +11,7 @@ docs/quality.md).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,11 +34,28 @@ class QueryError(ValueError):
     """A query that cannot be run; the message says why."""
 
 
+@dataclass(frozen=True)
+class Filters:
+    """Structured conditions, applied inside the vector search (FAISS id selector), so that a
+    narrow filter still returns k results rather than the few of the top k that pass."""
+
+    licence: str | None = None  # substring, any case: "cc0", "CC-BY"
+    author: str | None = None  # substring, any case
+    site: str | None = None  # substring of the source or page URL: "opengameart.org"
+    format: str | None = None  # "PNG", "JPEG", ...
+    min_width: int | None = None
+    min_height: int | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, "") for v in vars(self).values())
+
+
 @dataclass
 class Hit:
     id: int
     score: float
     record: ImageRecord
+    tier: str = "similar"  # "exact" (same bytes), "copy" (score >= COPY_THRESHOLD), "similar"
     duplicates: list[Hit] = field(default_factory=list)
 
 
@@ -48,24 +66,27 @@ class QueryResult:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class QueryVector:
+    vector: np.ndarray
+    image_id: int | None = None  # the query is this indexed image (left out of its results)
+    sha256: str | None = None  # of the query's bytes, to tell exact copies
+
+
 class Searcher:
     def __init__(self, library: Library):
         self.library = library
 
     # -- queries -> vectors ---------------------------------------------------------------------
 
-    def query_vector(self, query: str) -> tuple[np.ndarray, int | None]:
-        """(vector, id of the query itself when it is an indexed image) for one query string."""
+    def query_vector(self, query: str, *, allow_private_urls: bool = True) -> QueryVector:
+        """The vector for one query string: a file path, an http(s) URL, or id:N."""
         match = _ID_QUERY.match(query.strip())
         if match:
-            image_id = int(match.group(1))
-            ids, vectors = self.library.catalog.vectors([image_id])
-            if not len(ids):
-                raise QueryError(f"no indexed image with id {image_id}")
-            return vectors[0], image_id
+            return self.id_vector(int(match.group(1)))
         if is_url(query):
             try:
-                data = fetch_bytes(query)
+                data = fetch_bytes(query, allow_private=allow_private_urls)
             except SourceError as exc:
                 raise QueryError(str(exc)) from None
         else:
@@ -75,7 +96,17 @@ class Searcher:
                     f"no such file: {query} (a query is a file, an http(s) URL or id:N)"
                 )
             data = path.read_bytes()
-        return self.embed_bytes(data), None
+        return self.bytes_vector(data)
+
+    def id_vector(self, image_id: int) -> QueryVector:
+        ids, vectors = self.library.catalog.vectors([image_id])
+        if not len(ids):
+            raise QueryError(f"no indexed image with id {image_id}")
+        record = self.library.catalog.image(image_id)
+        return QueryVector(vectors[0], image_id, record.sha256 if record else None)
+
+    def bytes_vector(self, data: bytes) -> QueryVector:
+        return QueryVector(self.embed_bytes(data), None, hashlib.sha256(data).hexdigest())
 
     def embed_bytes(self, data: bytes) -> np.ndarray:
         embedder = self.library.embedder
@@ -91,27 +122,46 @@ class Searcher:
 
     def search_vector(
         self,
-        vector: np.ndarray,
+        query: QueryVector | np.ndarray,
         k: int = 10,
         *,
+        offset: int = 0,
         exclude: int | None = None,
         collapse: bool = True,
+        filters: Filters | None = None,
         threshold: float = DUPLICATE_THRESHOLD,
     ) -> list[Hit]:
+        """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates)."""
+        if isinstance(query, np.ndarray):
+            query = QueryVector(query)
+        exclude = exclude if exclude is not None else query.image_id
+        allowed = None
+        if filters is not None and filters.active():
+            allowed = self.library.catalog.filter_ids(filters)
+            if not len(allowed):
+                return []
         index = self.library.index
-        wanted = k * CANDIDATE_FACTOR if collapse else k
-        wanted = min(len(index), wanted + (exclude is not None))
+        want = offset + k
+        wanted = want * CANDIDATE_FACTOR if collapse else want
+        wanted = min(
+            len(index) if allowed is None else len(allowed), wanted + (exclude is not None)
+        )
         if wanted <= 0:
             return []
-        scores, ids = index.search(vector[None, :], wanted)
+        scores, ids = index.search(query.vector[None, :], wanted, allowed=allowed)
         candidates = [
             (int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and i != exclude
         ]
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
-        if not collapse:
-            return [Hit(i, s, records[i]) for i, s in candidates[:k]]
-        return _collapse(candidates, records, self.library, k, threshold)
+        if collapse:
+            hits = _collapse(candidates, records, self.library, want, threshold)
+        else:
+            hits = [Hit(i, s, records[i]) for i, s in candidates[:want]]
+        for hit in hits:
+            for h in (hit, *hit.duplicates):
+                h.tier = match_tier(h, query.sha256)
+        return hits[offset:]
 
     def search(
         self, queries: list[str], k: int = 10, *, collapse: bool = True
@@ -119,13 +169,23 @@ class Searcher:
         results = []
         for query in queries:
             try:
-                vector, own_id = self.query_vector(query)
+                vector = self.query_vector(query)
             except QueryError as exc:
                 results.append(QueryResult(query, error=str(exc)))
                 continue
-            hits = self.search_vector(vector, k, exclude=own_id, collapse=collapse)
-            results.append(QueryResult(query, hits))
+            results.append(QueryResult(query, self.search_vector(vector, k, collapse=collapse)))
         return results
+
+
+def match_tier(hit: Hit, query_sha256: str | None) -> str:
+    """exact: the same bytes; copy: a near-duplicate by the collapse threshold; else similar.
+
+    A first cut: on photos a score over the threshold is an edited copy, on tiny pixel art it
+    may also be a look-alike (docs/quality.md); verified tiers come with the quality work.
+    """
+    if query_sha256 and hit.record.sha256 == query_sha256:
+        return "exact"
+    return "copy" if hit.score >= DUPLICATE_THRESHOLD else "similar"
 
 
 def _collapse(
@@ -152,3 +212,26 @@ def _collapse(
         hits.append(Hit(image_id, score, records[image_id]))
         kept_vectors.append(vec if vec is not None else np.zeros_like(vectors[0]))
     return hits
+
+
+def hit_to_dict(hit: Hit, *, with_duplicates: bool = True) -> dict:
+    """The JSON shape of a hit, shared by `lookalike search --json` and the REST API."""
+    record = hit.record
+    place = record.first_place
+    out = {
+        "id": hit.id,
+        "score": round(hit.score, 4),
+        "source": place.source if place else None,
+        "member": place.member if place else "",
+        "page_url": place.page_url if place else None,
+        "title": place.title if place else None,
+        "author": place.author if place else None,
+        "licence": place.licence if place else None,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "tier": hit.tier,
+    }
+    if with_duplicates:
+        out["duplicates"] = [hit_to_dict(d, with_duplicates=False) for d in hit.duplicates]
+    return out

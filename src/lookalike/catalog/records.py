@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 
 @dataclass(frozen=True)
@@ -44,3 +45,13 @@ class ImageRecord:
     @property
     def first_place(self) -> Place | None:
         return self.places[0] if self.places else None
+
+
+def display_url(url: str) -> str:
+    """The URL as a person reads it: percent-escapes in the path and query decoded, once.
+
+    This is what the catalog stores as a place's source ("never URL-encoded"); the exact URL
+    that was fetched is kept in the downloads table.
+    """
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, unquote(parts.path), unquote(parts.query), ""))

@@ -15,8 +15,9 @@ Tables:
   let a re-index skip unchanged files without reading them.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
-- downloads (v2): the download cache, keyed by URL: where the body is stored and how the
-  fetch went. A URL downloaded once is never fetched again.
+- downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
+  how the fetch went, and `source`, the URL as places store it (decoded), to find a place's
+  cached file again. A URL downloaded once is never fetched again.
 - crawl_queue (v2): one row per URL per crawl step (listing, page, file), pending / done /
   failed with the error and attempt count, plus what the step learned (JSON), so a crawl
   resumes where it stopped.
@@ -84,6 +85,7 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE downloads (
         url          TEXT    PRIMARY KEY,
+        source       TEXT    NOT NULL,
         path         TEXT,
         status       TEXT    NOT NULL CHECK (status IN ('done', 'failed')),
         http_status  INTEGER,
@@ -94,6 +96,7 @@ MIGRATIONS: list[str] = [
         fetched_at   REAL    NOT NULL
     );
     CREATE UNIQUE INDEX downloads_by_path ON downloads (path);
+    CREATE INDEX downloads_by_source ON downloads (source);
     CREATE TABLE crawl_queue (
         id         INTEGER PRIMARY KEY,
         crawl      TEXT    NOT NULL,

@@ -30,14 +30,16 @@ VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per d
 
 
 class Catalog:
-    def __init__(self, path: Path, *, readonly: bool = False):
+    def __init__(self, path: Path, *, readonly: bool = False, any_thread: bool = False):
+        """`any_thread`: the connection may be used from several threads, one at a time (the
+        caller serialises); by default it stays in the thread that opened it."""
         self.path = Path(path)
         self.readonly = readonly
+        options = {"isolation_level": None, "timeout": 30, "check_same_thread": not any_thread}
         if readonly:
-            uri = f"file:{self.path}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30)
+            self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, **options)
         else:
-            self.conn = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self.conn = sqlite3.connect(self.path, **options)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
             migrate(self.conn)
@@ -245,6 +247,38 @@ class Catalog:
 
     def ids_with_status(self, status: str) -> np.ndarray:
         rows = self.conn.execute("SELECT id FROM images WHERE status = ?", (status,)).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def filter_ids(self, filters) -> np.ndarray:
+        """Ids of images with a vector that match `filters` (a search.Filters): any of their
+        places may satisfy the place conditions."""
+        where, args = ["i.status IN ('embedded', 'indexed')"], []
+        if filters.licence:
+            where.append("instr(lower(coalesce(p.licence, '')), lower(?)) > 0")
+            args.append(filters.licence)
+        if filters.author:
+            where.append("instr(lower(coalesce(p.author, '')), lower(?)) > 0")
+            args.append(filters.author)
+        if filters.site:
+            where.append(
+                "(instr(lower(p.source), lower(?)) > 0"
+                " OR instr(lower(coalesce(p.page_url, '')), lower(?)) > 0)"
+            )
+            args += [filters.site, filters.site]
+        if filters.format:
+            where.append("upper(i.format) = upper(?)")
+            args.append(filters.format)
+        if filters.min_width:
+            where.append("i.width >= ?")
+            args.append(filters.min_width)
+        if filters.min_height:
+            where.append("i.height >= ?")
+            args.append(filters.min_height)
+        rows = self.conn.execute(
+            "SELECT DISTINCT i.id FROM images i JOIN places p ON p.image_id = i.id WHERE "
+            + " AND ".join(where),
+            args,
+        ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def vector_ids(self) -> np.ndarray:

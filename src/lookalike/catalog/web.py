@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from .records import display_url
 from .store import Catalog
 
 
@@ -52,14 +53,33 @@ class DownloadLog:
         attempts: int = 1,
     ) -> None:
         self.conn.execute(
-            "INSERT INTO downloads (url, path, status, http_status, content_type, size, error,"
-            " attempts, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO downloads (url, source, path, status, http_status, content_type, size,"
+            " error, attempts, fetched_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (url) DO UPDATE SET path = excluded.path, status = excluded.status,"
             " http_status = excluded.http_status, content_type = excluded.content_type,"
             " size = excluded.size, error = excluded.error,"
             " attempts = downloads.attempts + excluded.attempts, fetched_at = excluded.fetched_at",
-            (url, path, status, http_status, content_type, size, error, attempts, time.time()),
+            (
+                url,
+                display_url(url),
+                path,
+                status,
+                http_status,
+                content_type,
+                size,
+                error,
+                attempts,
+                time.time(),
+            ),
         )
+
+    def cached_path(self, source: str) -> str | None:
+        """The cached file of a place whose source is this (decoded) URL, if downloaded."""
+        row = self.conn.execute(
+            "SELECT path FROM downloads WHERE source = ? AND status = 'done' AND path IS NOT NULL",
+            (source,),
+        ).fetchone()
+        return row[0] if row else None
 
 
 @dataclass(frozen=True)

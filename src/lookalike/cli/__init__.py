@@ -12,6 +12,7 @@ from .catalog_cmds import export_cmd, stats_cmd
 from .crawl_cmds import crawl_cmd
 from .index_cmds import index_cmd, reindex_cmd
 from .search_cmd import search_cmd
+from .serve_cmd import serve_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -40,6 +41,7 @@ def cli(ctx: click.Context, library_path: str) -> None:
       lookalike search id:42 --json            # from an indexed image, as JSON Lines
       lookalike index https://example.org/pack.zip   # images and archives on the web
       lookalike crawl opengameart --query dragon --max-pages 2
+      lookalike serve                          # web page + REST API on :8000
       lookalike stats                          # what the library holds
     """
     ctx.obj = {"library": library_path}
@@ -51,6 +53,7 @@ cli.add_command(search_cmd)
 cli.add_command(stats_cmd)
 cli.add_command(export_cmd)
 cli.add_command(crawl_cmd)
+cli.add_command(serve_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..library import Library
-from ..search import Hit, QueryResult, Searcher
+from ..search import QueryResult, Searcher, hit_to_dict
 
 
 @click.command("search")
@@ -34,7 +34,8 @@ def search_cmd(obj, queries, k, as_json, no_collapse):
     \b
     JSON Lines shape, one line per query:
       {"query": ..., "results": [{"id", "score", "source", "member", "page_url", "title",
-        "author", "licence", "width", "height", "format", "duplicates": [...]}]}
+        "author", "licence", "width", "height", "format", "tier", "duplicates": [...]}]}
+    tier: "exact" (the same bytes), "copy" (a near-duplicate) or "similar".
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
     with Library.open(Path(obj["library"])) as library:
@@ -47,32 +48,11 @@ def search_cmd(obj, queries, k, as_json, no_collapse):
     return 1 if any(r.error for r in results) else 0
 
 
-def hit_to_json(hit: Hit, *, with_duplicates: bool = True) -> dict:
-    record = hit.record
-    place = record.first_place
-    out = {
-        "id": hit.id,
-        "score": round(hit.score, 4),
-        "source": place.source if place else None,
-        "member": place.member if place else "",
-        "page_url": place.page_url if place else None,
-        "title": place.title if place else None,
-        "author": place.author if place else None,
-        "licence": place.licence if place else None,
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-    }
-    if with_duplicates:
-        out["duplicates"] = [hit_to_json(d, with_duplicates=False) for d in hit.duplicates]
-    return out
-
-
 def result_to_json(result: QueryResult) -> dict:
     out: dict = {"query": result.query}
     if result.error:
         out["error"] = result.error
-    out["results"] = [hit_to_json(h) for h in result.hits]
+    out["results"] = [hit_to_dict(h) for h in result.hits]
     return out
 
 

@@ -28,8 +28,11 @@ class VectorIndex(ABC):
         """Remove these ids (unknown ids are ignored); return how many were removed."""
 
     @abstractmethod
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, ids), each (n_queries, k), best first; missing slots have id -1."""
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids), each (n_queries, k), best first; missing slots have id -1.
+        With `allowed`, only those ids are candidates (metadata filters)."""
 
     @abstractmethod
     def ids(self) -> np.ndarray:

@@ -137,12 +137,23 @@ class FaissIndex(VectorIndex):
             selector = faiss.IDSelectorArray(ids)  # what the IVF's hash-table direct map takes
         return int(self._index.remove_ids(selector))
 
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(self) == 0:
             n = len(queries)
             return np.zeros((n, k), np.float32), np.full((n, k), -1, np.int64)
-        return self._index.search(queries, k)
+        if allowed is None:
+            return self._index.search(queries, k)
+        # Only ids in `allowed` are scored: filters combine with the vector search itself.
+        selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        ivf = faiss.try_extract_index_ivf(self._index)
+        if ivf is None:
+            params = faiss.SearchParameters(sel=selector)
+        else:
+            params = faiss.SearchParametersIVF(sel=selector, nprobe=ivf.nprobe)
+        return self._index.search(queries, k, params=params)
 
     def ids(self) -> np.ndarray:
         ivf = faiss.try_extract_index_ivf(self._index)

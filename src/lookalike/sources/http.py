@@ -17,10 +17,11 @@ import time
 import urllib.robotparser
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from ..catalog.records import display_url  # noqa: F401  (re-exported for sources)
 from .base import SourceError
 
 DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
@@ -47,16 +48,6 @@ class BlockedAddressError(FetchError):
 
 def is_url(text: str) -> bool:
     return urlsplit(text).scheme in ("http", "https")
-
-
-def display_url(url: str) -> str:
-    """The URL as a person reads it: percent-escapes in the path and query decoded, once.
-
-    This is what the catalog stores as a place's source ("never URL-encoded"); the exact URL
-    that was fetched is kept in the downloads table.
-    """
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, unquote(parts.path), unquote(parts.query), ""))
 
 
 @dataclass(frozen=True)

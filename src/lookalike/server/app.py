@@ -1,0 +1,69 @@
+"""The FastAPI application: the REST API under /api/v1, the web page at /, health at /healthz."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from .api import build_router
+from .service import LibraryService
+from .settings import ServerSettings
+
+STATIC = Path(__file__).parent / "static"
+
+
+def create_app(library_root: Path, settings: ServerSettings | None = None) -> FastAPI:
+    settings = settings or ServerSettings.from_env()
+    service = LibraryService(library_root, allow_private_urls=settings.allow_private_urls)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        service.close()  # saves the index if the API changed it
+
+    app = FastAPI(
+        title="lookalike",
+        version=__version__,
+        description="Reverse image search: find copies of an image and images like it.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body", "path"))
+        return JSONResponse({"detail": f"{where or 'request'}: {first['msg']}"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def json_error(request: Request, exc: HTTPException):
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    app.include_router(build_router(service, settings))
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok", "images": len(service.index), "model": service.embedder.model_id}
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app

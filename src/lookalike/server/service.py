@@ -1,0 +1,275 @@
+"""One library shared by a long-running web service.
+
+- One embedder for all requests (onnxruntime sessions are safe to call from many threads).
+- One in-memory index behind a lock (`LockedIndex`): FAISS may search from many threads but not
+  while an add or remove runs; searches hold the lock only for the search itself, never while
+  a query is decoded or embedded.
+- One SQLite connection per thread (sqlite3 connections stay in their thread).
+- Writes (an add or delete through the API) take the library's write lock for their own short
+  duration, so the CLI can index between them; a write never makes a search wait for it.
+- Changes made by other processes (a `lookalike index` run) are picked up: the index is
+  reconciled with the catalog when SQLite's data_version says another connection committed.
+- The index file is saved by a background thread when it changed; the catalog holds every
+  vector meanwhile, so nothing is lost if the service dies first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..catalog.records import Place
+from ..catalog.store import Catalog
+from ..catalog.web import DownloadLog
+from ..decode import DEFAULT_MAX_PIXELS, decode_image
+from ..index.base import VectorIndex
+from ..index.faiss_index import FaissIndex
+from ..library import CATALOG_FILE, Library, LibraryLockedError
+from ..search import Searcher
+from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
+from ..sources.locate import read_image_bytes
+from ..sources.urls import Downloader
+
+UPLOADS_DIR = "uploads"
+
+
+class LockedIndex(VectorIndex):
+    """A FaissIndex whose every call holds one lock; `swap` replaces it (after a rebuild)."""
+
+    def __init__(self, index: FaissIndex):
+        self._index = index
+        self._lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        return self._index.kind
+
+    @property
+    def dim(self) -> int:
+        return self._index.dim
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def add(self, ids, vectors) -> None:
+        with self._lock:
+            self._index.add(ids, vectors)
+
+    def remove(self, ids) -> int:
+        with self._lock:
+            return self._index.remove(ids)
+
+    def search(self, queries, k, *, allowed=None):
+        with self._lock:
+            return self._index.search(queries, k, allowed=allowed)
+
+    def ids(self) -> np.ndarray:
+        with self._lock:
+            return self._index.ids()
+
+    def needs_rebuild(self) -> bool:
+        return self._index.needs_rebuild()
+
+    def save(self, path: Path) -> None:
+        with self._lock:
+            self._index.save(path)
+
+    def swap(self, index: FaissIndex) -> None:
+        with self._lock:
+            self._index = index
+
+
+class WriteBusy(RuntimeError):
+    """Another process (a CLI index run) holds the library's write lock."""
+
+
+class LibraryService:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        allow_private_urls: bool = False,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        save_every: float = 30.0,
+    ):
+        self.root = Path(root)
+        with Library.open(self.root) as library:  # LibraryError if there is none
+            self.model_name = library.model_name
+            self.embedder = library.embedder
+            self.index = LockedIndex(library.index)
+        self.allow_private_urls = allow_private_urls
+        self.max_pixels = max_pixels
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._refresh_lock = threading.Lock()
+        self._refresh_catalog = Catalog(self.root / CATALOG_FILE, any_thread=True)  # locked
+        self._data_version = self._version()
+        self._last_refresh = time.monotonic()
+        self._dirty = False
+        self._closing = threading.Event()
+        self._saver = threading.Thread(target=self._save_loop, args=(save_every,), daemon=True)
+        self._saver.start()
+
+    # -- per-thread views ---------------------------------------------------------------------
+
+    def library(self) -> Library:
+        """A read-only Library for this thread: its own connection, the shared model and index."""
+        library = getattr(self._local, "library", None)
+        if library is None:
+            library = Library(self.root, Catalog(self.root / CATALOG_FILE), writable=False)
+            library.set_embedder(self.embedder)
+            library.set_index(self.index)
+            self._local.library = library
+        return library
+
+    def searcher(self) -> Searcher:
+        self.refresh()
+        return Searcher(self.library())
+
+    # -- keeping up with other writers --------------------------------------------------------
+
+    def refresh(self, *, at_most_every: float = 1.0) -> None:
+        """Reconcile the index with the catalog if another connection committed since."""
+        if time.monotonic() - self._last_refresh < at_most_every:
+            return
+        with self._refresh_lock:
+            self._last_refresh = time.monotonic()
+            version = self._version()
+            if version == self._data_version:
+                return
+            self._data_version = version
+            view = Library(self.root, self._refresh_catalog, writable=False)
+            view.set_index(self.index)
+            view.reconcile(self.index)
+
+    def _version(self) -> int:
+        return self._refresh_catalog.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def add_image(self, data: bytes, place: Place) -> tuple[int, bool]:
+        """Index one image; (id, True) when new, (id, False) when its bytes were known."""
+        sha = hashlib.sha256(data).hexdigest()
+        decoded = vector = None
+        known = self.library().catalog.image_by_sha(sha)
+        if not (known and known[1] in ("embedded", "indexed")):
+            size = getattr(self.embedder.preprocessor(), "size", None)
+            decoded = decode_image(data, max_pixels=self.max_pixels, min_size=size)  # DecodeError
+            vector = (
+                self.embedder.embed_images([decoded.image]).astype(np.float16).astype(np.float32)
+            )
+        if (
+            place.source.startswith(str(self.root / UPLOADS_DIR))
+            and not Path(place.source).exists()
+        ):
+            Path(place.source).parent.mkdir(parents=True, exist_ok=True)
+            Path(place.source).write_bytes(data)  # uploads keep their bytes: /file needs them
+        with self._writer() as library:
+            catalog = library.catalog
+            with catalog.transaction():
+                known = catalog.image_by_sha(sha)
+                if known and known[1] in ("embedded", "indexed"):
+                    catalog.put_place(known[0], place, len(data), None)
+                    return known[0], False
+                image_id = catalog.put_image(
+                    sha,
+                    len(data),
+                    status="decoded",
+                    width=decoded.width,
+                    height=decoded.height,
+                    format=decoded.format,
+                    frames=decoded.frames,
+                )
+                catalog.put_place(image_id, place, len(data), None)
+                catalog.store_vectors([image_id], vector, self.embedder.model_id)
+            self.index.add(np.array([image_id], dtype=np.int64), vector)
+            self._dirty = True
+        return image_id, True
+
+    def upload_place(self, data: bytes, filename: str | None, **meta) -> Place:
+        """Where an uploaded image is kept: <library>/uploads/<sha256>/<its file name>."""
+        name = Path(filename or "upload").name or "upload"
+        target = self.root / UPLOADS_DIR / hashlib.sha256(data).hexdigest() / name
+        return Place(source=str(target), **meta)
+
+    def download(self, url: str) -> bytes:
+        """Fetch a URL into the download cache (FetchError if it cannot be had)."""
+        policy = FetchPolicy(allow_private=self.allow_private_urls, max_bytes=64 << 20, retries=1)
+        library = self.library()  # no write lock: a download must not hold up other writes
+        with Fetcher(policy) as fetcher:
+            downloader = Downloader(library.catalog, fetcher, library.downloads_dir, concurrency=1)
+            (result,) = downloader.fetch_all([url])
+        if result.path is None:
+            raise FetchError(result.error or f"cannot fetch {url}")
+        return result.path.read_bytes()
+
+    def url_place(self, url: str, **meta) -> Place:
+        return Place(source=display_url(url), **meta)
+
+    def delete_image(self, image_id: int) -> bool:
+        with self._writer() as library:
+            with library.catalog.transaction():
+                if library.catalog.image(image_id) is None:
+                    return False
+                library.catalog.delete_images([image_id])
+            self.index.remove(np.array([image_id], dtype=np.int64))
+            self._dirty = True
+        return True
+
+    def image_bytes(self, image_id: int) -> bytes | None:
+        library = self.library()
+        record = library.catalog.image(image_id)
+        if record is None:
+            return None
+        return read_image_bytes(record, DownloadLog(library.catalog), library.downloads_dir)
+
+    @contextmanager
+    def _writer(self) -> Iterator[Library]:
+        """The library opened for writing (its flock held) for the duration of a `with`."""
+        with self._write_lock:
+            try:
+                library = Library.open(self.root, write=True)
+            except LibraryLockedError as exc:
+                raise WriteBusy(str(exc)) from None
+            try:
+                library.set_embedder(self.embedder)
+                library.set_index(self.index)
+                yield library
+            finally:
+                library.close()
+
+    # -- saving ---------------------------------------------------------------------------------
+
+    def save_if_dirty(self) -> bool:
+        if not self._dirty:
+            return False
+        try:
+            with self._writer() as library:
+                if self.index.needs_rebuild():
+                    chunks = list(library.catalog.iter_vectors())
+                    ids = np.concatenate([c[0] for c in chunks])
+                    self.index.swap(FaissIndex.build(ids, np.concatenate([c[1] for c in chunks])))
+                self._dirty = False
+                self.index.save(library.index_path)
+                with library.catalog.transaction():
+                    library.catalog.mark_indexed(self.index.ids())
+        except WriteBusy:
+            return False  # a CLI run is writing; try again later
+        return True
+
+    def _save_loop(self, every: float) -> None:
+        while not self._closing.wait(every):
+            try:
+                self.save_if_dirty()
+            except Exception:  # never let the saver thread die; the next round tries again
+                pass
+
+    def close(self) -> None:
+        self._closing.set()
+        self.save_if_dirty()

@@ -1,0 +1,56 @@
+"""Reading an indexed image's bytes back from where it was found.
+
+The catalog keeps places, not copies: a file on disk, a member of an archive (on disk or in the
+download cache), or a URL whose body is in the download cache. The first place that still holds
+the same bytes (checked by sha256) wins; nothing is fetched from the network here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from ..catalog.records import ImageRecord, Place
+from ..catalog.web import DownloadLog
+from .archives import ArchiveError, MemoryItem, read_archive
+from .base import DEFAULT_MAX_FILE_BYTES
+from .http import is_url
+
+
+class ImageGone(LookupError):
+    """None of the image's places holds its bytes any more."""
+
+
+def read_image_bytes(record: ImageRecord, downloads: DownloadLog, downloads_dir: Path) -> bytes:
+    problems = []
+    for place in record.places:
+        try:
+            data = _read_place(place, downloads, downloads_dir)
+        except (OSError, ArchiveError, LookupError) as exc:
+            problems.append(f"{place.display}: {exc}")
+            continue
+        if data is not None and hashlib.sha256(data).hexdigest() == record.sha256:
+            return data
+        problems.append(f"{place.display}: changed since it was indexed")
+    raise ImageGone("; ".join(problems) or "no place recorded")
+
+
+def _read_place(place: Place, downloads: DownloadLog, downloads_dir: Path) -> bytes | None:
+    path = _local_path(place.source, downloads, downloads_dir)
+    if not place.member:
+        if path.stat().st_size > DEFAULT_MAX_FILE_BYTES:
+            raise LookupError("file too large")
+        return path.read_bytes()
+    for result in read_archive(str(path), Place(place.source)):
+        if isinstance(result, MemoryItem) and result.place.member == place.member:
+            return result.data
+    raise LookupError(f"no member {place.member!r} in the archive any more")
+
+
+def _local_path(source: str, downloads: DownloadLog, downloads_dir: Path) -> Path:
+    if not is_url(source):
+        return Path(source)
+    cached = downloads.cached_path(source)
+    if cached is None:
+        raise LookupError("not in the download cache")
+    return downloads_dir / cached
