@@ -45,6 +45,8 @@ def test_health_stats_and_openapi(client):
     }
     stats = client.get("/api/v1/stats").json()
     assert stats["images"] == 12 and stats["index"]["vectors"] == 12
+    picked = {client.get("/api/v1/random").json()["id"] for _ in range(15)}
+    assert len(picked) > 1 and picked <= set(range(1, 13))
     paths = client.get("/openapi.json").json()["paths"]
     for path in (
         "/api/v1/search",
@@ -131,6 +133,9 @@ def test_image_thumbnail_and_file(client):
 def test_add_by_upload_and_url_then_delete(client, tmp_path):
     data = png_bytes(500)
     assert upload(client, "/api/v1/images", data).status_code == 401  # no key
+    sneaky = client.post("/api/v1/images", headers=KEY, files={"file": ("../../..", png_bytes(501), "image/png")})
+    assert sneaky.status_code == 201
+    assert sneaky.json()["image"]["places"][0]["source"].endswith("/upload")
     created = client.post("/api/v1/images", headers=KEY, files={"file": ("new one.png", data, "image/png")},
                           data={"title": "New", "tags": "a, b"})  # fmt: skip
     assert created.status_code == 201 and created.json()["created"] is True

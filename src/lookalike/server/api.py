@@ -176,7 +176,7 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         if not is_url(body.url):
             raise HTTPException(400, "url must be an http(s) URL")
         try:
-            data = service.download(body.url)
+            data = service.fetch(body.url)
         except FetchError as exc:
             raise HTTPException(400, f"cannot fetch the URL: {exc}") from None
         query = query_from_bytes(data)

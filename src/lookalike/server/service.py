@@ -34,7 +34,7 @@ from ..library import CATALOG_FILE, Library, LibraryLockedError
 from ..search import Searcher
 from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
 from ..sources.locate import read_image_bytes
-from ..sources.urls import Downloader
+from ..sources.urls import Downloader, safe_filename
 
 UPLOADS_DIR = "uploads"
 
@@ -194,12 +194,18 @@ class LibraryService:
 
     def upload_place(self, data: bytes, filename: str | None, **meta) -> Place:
         """Where an uploaded image is kept: <library>/uploads/<sha256>/<its file name>."""
-        name = Path(filename or "upload").name or "upload"
+        name = safe_filename(Path(filename or "").name) or "upload"
         target = self.root / UPLOADS_DIR / hashlib.sha256(data).hexdigest() / name
         return Place(source=str(target), **meta)
 
+    def fetch(self, url: str) -> bytes:
+        """Fetch a URL into memory, for a search: nothing is kept (FetchError if it fails)."""
+        policy = FetchPolicy(allow_private=self.allow_private_urls, max_bytes=64 << 20, retries=1)
+        with Fetcher(policy) as fetcher:
+            return fetcher.get(url).body or b""
+
     def download(self, url: str) -> bytes:
-        """Fetch a URL into the download cache (FetchError if it cannot be had)."""
+        """Fetch a URL into the download cache, for an add (FetchError if it cannot be had)."""
         policy = FetchPolicy(allow_private=self.allow_private_urls, max_bytes=64 << 20, retries=1)
         library = self.library()  # no write lock: a download must not hold up other writes
         with Fetcher(policy) as fetcher:

@@ -31,10 +31,10 @@ MAX_NAME_BYTES = 150
 def cache_name(url: str) -> PurePosixPath:
     """The readable relative path a URL is cached under (before collision handling)."""
     parts = urlsplit(url)
-    host = _safe_component(parts.hostname or "unknown-host")
+    host = safe_filename(parts.hostname or "unknown-host")
     if parts.port:
         host += f"_{parts.port}"
-    components = [_safe_component(unquote(c)) for c in parts.path.split("/") if c]
+    components = [safe_filename(unquote(c)) for c in parts.path.split("/") if c]
     components = [c for c in components if c] or ["index"]
     if parts.query:
         digest = hashlib.sha256(parts.query.encode()).hexdigest()[:8]
@@ -43,7 +43,9 @@ def cache_name(url: str) -> PurePosixPath:
     return PurePosixPath(host, *components)
 
 
-def _safe_component(text: str) -> str:
+def safe_filename(text: str) -> str:
+    """One path component, safe on any file system: printable, no separators, no `.`/`..`,
+    at most MAX_NAME_BYTES (a hash keeps long names apart)."""
     text = unicodedata.normalize("NFC", text)
     text = "".join(ch if ch.isprintable() and ch not in "/\\" else "_" for ch in text)
     text = text.strip(" .")  # no "", ".", ".." and no hidden-file surprises
