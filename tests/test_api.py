@@ -265,3 +265,29 @@ def test_index_changes_from_the_cli_are_picked_up(client, run_cli, tmp_path):
     client.app.state.service._last_refresh = 0  # no need to wait out the refresh interval
     body = upload(client, "/api/v1/search", (more / "late.png").read_bytes(), k="1").json()
     assert body["results"][0]["source"].endswith("late.png")
+
+
+def test_add_by_url_keeps_the_file_in_the_download_cache(client, tmp_path):
+    import http.server
+    from functools import partial
+
+    data = png_bytes(700)
+    (tmp_path / "web art.png").write_bytes(data)
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/web%20art.png"
+    try:
+        body = {"url": url, "title": "Web Art", "licence": "CC-BY 4.0"}
+        refused = client.post("/api/v1/images", headers=KEY, json=body)
+        assert refused.status_code == 400 and "non-public" in refused.json()["detail"]
+        client.app.state.service.allow_private_urls = True
+        added = client.post("/api/v1/images", headers=KEY, json=body)
+    finally:
+        server.shutdown()
+    assert added.status_code == 201
+    place = added.json()["image"]["places"][0]
+    assert place["source"] == f"http://127.0.0.1:{server.server_port}/web art.png"
+    assert (place["title"], place["licence"]) == ("Web Art", "CC-BY 4.0")
+    # the server is gone: the file comes from the download cache
+    assert client.get(f"/api/v1/images/{added.json()['id']}/file").content == data

@@ -113,6 +113,24 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             415, f"send multipart/form-data (an image) or application/json, not {ctype}"
         )
 
+    async def json_body(request: Request, model):
+        """The JSON body, parsed and validated into `model` (400 / 422 with the reason)."""
+        try:
+            raw = json.loads(await request.body() or b"{}")
+        except json.JSONDecodeError as exc:
+            raise HTTPException(400, f"the body is not valid JSON: {exc.msg}") from None
+        if not isinstance(raw, dict):
+            raise HTTPException(422, "the JSON body must be an object")
+        return parse_body(model, raw)
+
+    def url_bytes(url: str, fetch) -> bytes:
+        if not is_url(url):
+            raise HTTPException(400, "url must be an http(s) URL")
+        try:
+            return fetch(url)
+        except FetchError as exc:
+            raise HTTPException(400, f"cannot fetch the URL: {exc}") from None
+
     def parse_body(model, raw: dict):
         try:
             return model.model_validate(raw)
@@ -162,23 +180,12 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             options = parse_body(SearchOptions, {k: v for k, v in fields.items() if v != ""})
             query = query_from_bytes(data)
             return results_page(query, options, {"kind": "upload", "sha256": query.sha256})
-        try:
-            raw = json.loads(await request.body() or b"{}")
-        except json.JSONDecodeError as exc:
-            raise HTTPException(400, f"the body is not valid JSON: {exc.msg}") from None
-        if not isinstance(raw, dict):
-            raise HTTPException(422, "the JSON body must be an object")
-        body = parse_body(SearchBody, raw)
+        body = await json_body(request, SearchBody)
         if (body.url is None) == (body.id is None):
             raise HTTPException(400, 'give exactly one of "url", "id", or upload a "file"')
         if body.id is not None:
             return similar_page(body.id, body)
-        if not is_url(body.url):
-            raise HTTPException(400, "url must be an http(s) URL")
-        try:
-            data = service.fetch(body.url)
-        except FetchError as exc:
-            raise HTTPException(400, f"cannot fetch the URL: {exc}") from None
+        data = url_bytes(body.url, service.fetch)
         query = query_from_bytes(data)
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})
 
@@ -225,17 +232,8 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             meta = place_meta(fields)
             place = service.upload_place(data, fields.get("filename"), **meta)
         else:
-            try:
-                raw = json.loads(await request.body() or b"{}")
-            except json.JSONDecodeError as exc:
-                raise HTTPException(400, f"the body is not valid JSON: {exc.msg}") from None
-            body = parse_body(AddBody, raw if isinstance(raw, dict) else {})
-            if not is_url(body.url):
-                raise HTTPException(400, "url must be an http(s) URL")
-            try:
-                data = service.download(body.url)
-            except FetchError as exc:
-                raise HTTPException(400, f"cannot fetch the URL: {exc}") from None
+            body = await json_body(request, AddBody)
+            data = url_bytes(body.url, service.download)
             meta = place_meta(body.model_dump(exclude={"url"}))
             place = service.url_place(body.url, **meta)
         try:
