@@ -133,7 +133,9 @@ def test_image_thumbnail_and_file(client):
 def test_add_by_upload_and_url_then_delete(client, tmp_path):
     data = png_bytes(500)
     assert upload(client, "/api/v1/images", data).status_code == 401  # no key
-    sneaky = client.post("/api/v1/images", headers=KEY, files={"file": ("../../..", png_bytes(501), "image/png")})
+    sneaky = client.post(
+        "/api/v1/images", headers=KEY, files={"file": ("../../..", png_bytes(501), "image/png")}
+    )
     assert sneaky.status_code == 201
     assert sneaky.json()["image"]["places"][0]["source"].endswith("/upload")
     created = client.post("/api/v1/images", headers=KEY, files={"file": ("new one.png", data, "image/png")},

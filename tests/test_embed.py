@@ -15,7 +15,9 @@ from lookalike.embed.registry import create_embedder
 
 from .conftest import REPO, make_picture
 
-EXAMPLES = sorted((REPO / "examples" / "images").rglob("*.*"))
+EXAMPLES = sorted(
+    p for p in (REPO / "examples" / "images").rglob("*.*") if p.suffix in (".png", ".bmp")
+)
 
 
 @pytest.fixture(scope="module")

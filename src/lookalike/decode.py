@@ -10,6 +10,7 @@ PNG, and a sprite on grey looks the same whatever colour its invisible pixels ha
 
 from __future__ import annotations
 
+import hashlib
 import io
 import warnings
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class DecodedImage:
     height: int
     format: str  # Pillow's format name, e.g. "PNG"
     frames: int  # 1 unless animated; we embed the first frame
+    pixel_hash: str | None = None  # of the full-size decoded pixels; None after JPEG draft
 
 
 def sniff_format(header: bytes) -> str | None:
@@ -103,9 +105,11 @@ def decode_image(
                     f"(limit {max_pixels:,})"
                 )
             frames = getattr(image, "n_frames", 1)
+            drafted = False
             if fmt == "JPEG" and min_size:
-                image.draft("RGB", (min_size, min_size))
+                drafted = image.draft("RGB", (min_size, min_size)) is not None
             image.load()
+            hashed = None if drafted else pixel_hash(image)
             image, swapped = _apply_orientation(image)
             if swapped:
                 width, height = height, width
@@ -124,7 +128,17 @@ def decode_image(
         raise DecodeError(f"corrupt or unsupported image: {exc}") from None
     except MemoryError:
         raise DecodeError("image needs too much memory to decode") from None
-    return DecodedImage(image=rgb, width=width, height=height, format=fmt, frames=frames)
+    return DecodedImage(
+        image=rgb, width=width, height=height, format=fmt, frames=frames, pixel_hash=hashed
+    )
+
+
+def pixel_hash(image: Image.Image) -> str:
+    """Same picture, same hash, whatever the file's bytes (compression level, metadata)."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{image.mode} {image.width}x{image.height} ".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()
 
 
 def _apply_orientation(image: Image.Image) -> tuple[Image.Image, bool]:

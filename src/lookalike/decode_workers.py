@@ -41,6 +41,7 @@ class DecodeOutcome:
     height: int | None = None
     format: str | None = None
     frames: int | None = None
+    pixel_hash: str | None = None
     error: str | None = None
 
 
@@ -155,4 +156,5 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         height=decoded.height,
         format=decoded.format,
         frames=decoded.frames,
+        pixel_hash=decoded.pixel_hash,
     )

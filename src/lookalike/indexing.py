@@ -242,6 +242,7 @@ class Indexer:
                 height=outcome.height,
                 format=outcome.format,
                 frames=outcome.frames,
+                pixel_hash=outcome.pixel_hash,
             )
             self._batch_ids.append(image_id)
             self._batch_pixels.append(outcome.pixels)

@@ -15,8 +15,10 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from .catalog.records import ImageRecord
 from .decode import DecodeError, decode_image
@@ -24,7 +26,12 @@ from .library import Library
 from .sources.base import SourceError
 from .sources.http import fetch_bytes, is_url
 
+if TYPE_CHECKING:
+    from .verify import Verification
+
 DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
+COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
+VERIFY_TOP = 8  # hits checked by geometric verification with --verify
 CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after collapsing
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
@@ -55,8 +62,9 @@ class Hit:
     id: int
     score: float
     record: ImageRecord
-    tier: str = "similar"  # "exact" (same bytes), "copy" (score >= COPY_THRESHOLD), "similar"
+    tier: str = "similar"  # "exact", "copy" or "similar": see match_tier
     duplicates: list[Hit] = field(default_factory=list)
+    verification: Verification | None = None  # set by --verify
 
 
 @dataclass
@@ -71,6 +79,8 @@ class QueryVector:
     vector: np.ndarray
     image_id: int | None = None  # the query is this indexed image (left out of its results)
     sha256: str | None = None  # of the query's bytes, to tell exact copies
+    pixel_hash: str | None = None  # of its decoded pixels, likewise
+    image: Image.Image | None = field(default=None, compare=False)  # decoded, for --verify
 
 
 class Searcher:
@@ -103,20 +113,27 @@ class Searcher:
         if not len(ids):
             raise QueryError(f"no indexed image with id {image_id}")
         record = self.library.catalog.image(image_id)
-        return QueryVector(vectors[0], image_id, record.sha256 if record else None)
+        return QueryVector(
+            vectors[0],
+            image_id,
+            record.sha256 if record else None,
+            record.pixel_hash if record else None,
+        )
 
     def bytes_vector(self, data: bytes) -> QueryVector:
-        return QueryVector(self.embed_bytes(data), None, hashlib.sha256(data).hexdigest())
-
-    def embed_bytes(self, data: bytes) -> np.ndarray:
         embedder = self.library.embedder
         size = getattr(embedder.preprocessor(), "size", None)
         try:
-            image = decode_image(data, min_size=size).image
+            decoded = decode_image(data, min_size=size)
         except DecodeError as exc:
             raise QueryError(f"cannot read the query image: {exc}") from None
-        vector = embedder.embed_images([image])[0]
-        return vector.astype(np.float16).astype(np.float32)  # as the index stores them
+        vector = embedder.embed_images([decoded.image])[0]
+        vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
+        sha = hashlib.sha256(data).hexdigest()
+        return QueryVector(vector, None, sha, decoded.pixel_hash, decoded.image)
+
+    def embed_bytes(self, data: bytes) -> np.ndarray:
+        return self.bytes_vector(data).vector
 
     # -- vectors -> hits ------------------------------------------------------------------------
 
@@ -130,8 +147,13 @@ class Searcher:
         collapse: bool = True,
         filters: Filters | None = None,
         threshold: float = DUPLICATE_THRESHOLD,
+        verify: bool = False,
     ) -> list[Hit]:
-        """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates)."""
+        """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates).
+
+        `verify`: the best VERIFY_TOP hits are checked by geometric verification; those that
+        pass are copies (tier "copy" or "exact") and move to the front, with where they match.
+        """
         if isinstance(query, np.ndarray):
             query = QueryVector(query)
         exclude = exclude if exclude is not None else query.image_id
@@ -158,13 +180,19 @@ class Searcher:
             hits = _collapse(candidates, records, self.library, want, threshold)
         else:
             hits = [Hit(i, s, records[i]) for i, s in candidates[:want]]
+        if verify:
+            from .verify import verify_hits  # OpenCV is loaded only when asked for
+
+            verify_hits(self.library, query, hits[:VERIFY_TOP])
         for hit in hits:
             for h in (hit, *hit.duplicates):
-                h.tier = match_tier(h, query.sha256)
+                h.tier = match_tier(h, query, verified=verify)
+        if verify:  # verified copies first, each part in score order
+            hits.sort(key=lambda h: h.tier == "similar")
         return hits[offset:]
 
     def search(
-        self, queries: list[str], k: int = 10, *, collapse: bool = True
+        self, queries: list[str], k: int = 10, *, collapse: bool = True, verify: bool = False
     ) -> list[QueryResult]:
         results = []
         for query in queries:
@@ -173,19 +201,24 @@ class Searcher:
             except QueryError as exc:
                 results.append(QueryResult(query, error=str(exc)))
                 continue
-            results.append(QueryResult(query, self.search_vector(vector, k, collapse=collapse)))
+            hits = self.search_vector(vector, k, collapse=collapse, verify=verify)
+            results.append(QueryResult(query, hits))
         return results
 
 
-def match_tier(hit: Hit, query_sha256: str | None) -> str:
-    """exact: the same bytes; copy: a near-duplicate by the collapse threshold; else similar.
-
-    A first cut: on photos a score over the threshold is an edited copy, on tiny pixel art it
-    may also be a look-alike (docs/quality.md); verified tiers come with the quality work.
-    """
-    if query_sha256 and hit.record.sha256 == query_sha256:
+def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
+    """exact: the same bytes or the same decoded pixels. copy: an edited copy, by geometric
+    verification where it ran (`verified`, pictures large enough), else by a score of at least
+    COPY_THRESHOLD.
+    similar: the rest. The thresholds are measured in docs/quality.md."""
+    record = hit.record
+    if query.sha256 and record.sha256 == query.sha256:
         return "exact"
-    return "copy" if hit.score >= DUPLICATE_THRESHOLD else "similar"
+    if query.pixel_hash and record.pixel_hash == query.pixel_hash:
+        return "exact"
+    if verified and hit.verification is not None:
+        return "copy" if hit.verification.matched else "similar"
+    return "copy" if hit.score >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
 
 
 def _collapse(
@@ -232,6 +265,8 @@ def hit_to_dict(hit: Hit, *, with_duplicates: bool = True) -> dict:
         "format": record.format,
         "tier": hit.tier,
     }
+    if hit.verification is not None:
+        out["verification"] = hit.verification.as_dict()
     if with_duplicates:
         out["duplicates"] = [hit_to_dict(d, with_duplicates=False) for d in hit.duplicates]
     return out

@@ -40,6 +40,7 @@ class ImageRecord:
     model: str | None
     status: str
     error: str | None
+    pixel_hash: str | None = None  # of the decoded pixels (None for JPEGs decoded in draft)
     places: tuple[Place, ...] = field(default=())
 
     @property

@@ -13,6 +13,8 @@ Tables:
 - places: every place an image was found (a file, an archive member, a URL), with what the
   place says about it (page, title, author, licence, tags) and the file's size and mtime, which
   let a re-index skip unchanged files without reading them.
+- images.pixel_hash (v3): a hash of the decoded pixels, so that the same picture saved as other
+  bytes (another PNG compression, BMP vs PNG) is still an exact match.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -111,6 +113,11 @@ MIGRATIONS: list[str] = [
         UNIQUE (crawl, step, url)
     );
     CREATE INDEX crawl_queue_by_status ON crawl_queue (crawl, step, status);
+    """,
+    # version 3: a hash of decoded pixels, for "exact" matches across file formats
+    """
+    ALTER TABLE images ADD COLUMN pixel_hash TEXT;
+    CREATE INDEX images_by_pixel_hash ON images (pixel_hash);
     """,
 ]
 

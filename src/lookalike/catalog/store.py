@@ -100,16 +100,18 @@ class Catalog:
         format: str | None = None,
         frames: int | None = None,
         error: str | None = None,
+        pixel_hash: str | None = None,
     ) -> int:
         """Insert the image with these bytes, or update its row; return its id."""
         now = time.time()
         row = self.conn.execute(
             "INSERT INTO images (sha256, byte_size, width, height, format, frames, status, error,"
-            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            " pixel_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET width = excluded.width, height = excluded.height,"
             " format = excluded.format, frames = excluded.frames, status = excluded.status,"
-            " error = excluded.error, updated_at = excluded.updated_at RETURNING id",
-            (sha256, byte_size, width, height, format, frames, status, error, now, now),
+            " error = excluded.error, pixel_hash = excluded.pixel_hash,"
+            " updated_at = excluded.updated_at RETURNING id",
+            (sha256, byte_size, width, height, format, frames, status, error, pixel_hash, now, now),
         ).fetchone()
         return row[0]
 
@@ -339,8 +341,8 @@ class Catalog:
             ):
                 places.setdefault(row[0], []).append(_place_from_row(row[1:]))
             for row in self.conn.execute(
-                "SELECT id, sha256, byte_size, width, height, format, frames, model, status, error"
-                f" FROM images WHERE id IN ({marks})",
+                "SELECT id, sha256, byte_size, width, height, format, frames, model, status, error,"
+                f" pixel_hash FROM images WHERE id IN ({marks})",
                 chunk,
             ):
                 records[row[0]] = ImageRecord(*row, places=tuple(places.get(row[0], ())))

@@ -10,6 +10,7 @@ from .. import __version__
 from ..library import LibraryError
 from .catalog_cmds import export_cmd, stats_cmd
 from .crawl_cmds import crawl_cmd
+from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, reindex_cmd
 from .search_cmd import search_cmd
 from .serve_cmd import serve_cmd
@@ -54,6 +55,7 @@ cli.add_command(stats_cmd)
 cli.add_command(export_cmd)
 cli.add_command(crawl_cmd)
 cli.add_command(serve_cmd)
+cli.add_command(eval_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,8 +23,14 @@ from ..search import QueryResult, Searcher, hit_to_dict
 )
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines: one object per query.")
 @click.option("--no-collapse", is_flag=True, help="List near-duplicates as separate results.")
+@click.option(
+    "--verify",
+    is_flag=True,
+    help="Check the best hits with local features + RANSAC: verified copies come first, "
+    "with the matched region and how much of the image it covers.",
+)
 @click.pass_obj
-def search_cmd(obj, queries, k, as_json, no_collapse):
+def search_cmd(obj, queries, k, as_json, no_collapse, verify):
     """Find the images most like each QUERY.
 
     A QUERY is an image file, an http(s) URL of an image, or id:N for an image already in the
@@ -35,11 +41,15 @@ def search_cmd(obj, queries, k, as_json, no_collapse):
     JSON Lines shape, one line per query:
       {"query": ..., "results": [{"id", "score", "source", "member", "page_url", "title",
         "author", "licence", "width", "height", "format", "tier", "duplicates": [...]}]}
-    tier: "exact" (the same bytes), "copy" (a near-duplicate) or "similar".
+    tier: "exact" (the same bytes or pixels), "copy" (an edited copy) or "similar". With
+    --verify, hits also carry "verification": {"matched", "inliers", "region": [x, y, w, h],
+    "overlap", "mirrored"}.
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
     with Library.open(Path(obj["library"])) as library:
-        results = Searcher(library).search(list(queries), k, collapse=not no_collapse)
+        results = Searcher(library).search(
+            list(queries), k, collapse=not no_collapse, verify=verify
+        )
     for result in results:
         if as_json:
             click.echo(json.dumps(result_to_json(result), ensure_ascii=False))
@@ -74,6 +84,14 @@ def _print_table(result: QueryResult) -> None:
         if extra:
             where += f"  (+{extra} other place{'s' * (extra > 1)})"
         click.echo(f"  {rank:>3}  {hit.score:6.3f}  {hit.id:>7}  {size:>11}  {where}")
+        if hit.tier != "similar":
+            note = hit.tier
+            v = hit.verification
+            if v is not None and v.matched and v.region:
+                x, y, w, h = v.region
+                note += f": matched at {x},{y} {w}x{h} ({v.overlap:.0%} of it), {v.inliers} points"
+                note += ", mirrored" if v.mirrored else ""
+            click.echo(f"  {'':>34}{note}")
         if place and (place.title or place.author or place.licence):
             meta = " | ".join(x for x in (place.title, place.author, place.licence) if x)
             click.echo(f"  {'':>34}{meta}")

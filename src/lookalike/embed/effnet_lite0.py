@@ -50,6 +50,15 @@ class SquarePreprocessor:
         return np.asarray(image, dtype=np.uint8)
 
 
+@dataclass(frozen=True)
+class GreySquarePreprocessor(SquarePreprocessor):
+    """As SquarePreprocessor, on the picture's luminance only: palette swaps and recolours
+    (everywhere in game art) then look alike to the network."""
+
+    def __call__(self, image: Image.Image) -> np.ndarray:
+        return super().__call__(image.convert("L").convert("RGB"))
+
+
 class EffNetLite0(Embedder):
     name = "effnet-lite0"
     version = "1"  # bump when preprocessing or pooling changes
@@ -93,3 +102,13 @@ class EffNetLite0(Embedder):
 def gem_pool(maps: np.ndarray, p: float) -> np.ndarray:
     """Generalised-mean pooling over the spatial axes of (N, C, H, W) non-negative maps."""
     return np.power(np.mean(np.power(maps + 1e-6, p), axis=(2, 3)), 1.0 / p)
+
+
+class EffNetLite0Grey(EffNetLite0):
+    """`effnet-lite0-grey`: the recolour-insensitive variant (docs/quality.md measures it)."""
+
+    name = "effnet-lite0-grey"
+    version = "1"
+
+    def preprocessor(self) -> GreySquarePreprocessor:
+        return GreySquarePreprocessor()

@@ -15,9 +15,16 @@ def _effnet_lite0(**kwargs) -> Embedder:
     return EffNetLite0(**kwargs)
 
 
+def _effnet_lite0_grey(**kwargs) -> Embedder:
+    from .effnet_lite0 import EffNetLite0Grey
+
+    return EffNetLite0Grey(**kwargs)
+
+
 # Factories rather than classes, so that listing models imports no heavy runtime.
 EMBEDDERS: dict[str, Callable[..., Embedder]] = {
     "effnet-lite0": _effnet_lite0,
+    "effnet-lite0-grey": _effnet_lite0_grey,  # recolour-insensitive
 }
 
 

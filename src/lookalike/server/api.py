@@ -29,6 +29,7 @@ class SearchOptions(BaseModel):
     k: int = Field(12, ge=1, le=200)
     offset: int = Field(0, ge=0, le=10_000)
     collapse: bool = True
+    verify: bool = False  # geometric verification of the best hits (slower)
     licence: str | None = None
     author: str | None = None
     site: str | None = None
@@ -143,7 +144,7 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         searcher = service.searcher()
         hits = searcher.search_vector(
             query, options.k + 1, offset=options.offset, collapse=options.collapse,
-            filters=options.filters(),
+            filters=options.filters(), verify=options.verify,
         )  # fmt: skip
         return {
             "query": described,

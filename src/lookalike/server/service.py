@@ -185,6 +185,7 @@ class LibraryService:
                     height=decoded.height,
                     format=decoded.format,
                     frames=decoded.frames,
+                    pixel_hash=decoded.pixel_hash,
                 )
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id)

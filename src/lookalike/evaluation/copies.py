@@ -1,0 +1,277 @@
+"""`lookalike eval --copies DATASET_DIR`: does an edited copy find its original?
+
+A sample of the set's images is copied with each transform below (parameters drawn from a
+seeded generator, so a run can be repeated exactly). The whole set is indexed, minus a few
+held-out images. Each copy is searched for (from its encoded bytes, as a user would upload
+it); each held-out image is searched for too, as a query that has no copy in the library.
+
+Reported: recall@1 and @10 of the original per transform; the score of the original versus
+the best other image (what a copy threshold must separate); and how the match tiers fare:
+a hit tiered exact/copy is right when it is the original (or shares its group).
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
+
+from ..decode import decode_image
+from ..indexing import Indexer
+from ..library import Library
+from ..search import Searcher
+from .metrics import read_groundtruth
+from .retrieval import _ListedFiles
+
+TRANSFORMS = (
+    "crop", "rescale", "jpeg", "colour", "hue", "grey", "flip", "rotate90", "text", "border",
+    "combined",
+)  # fmt: skip
+
+
+def make_copy(image: Image.Image, transform: str, rng: random.Random) -> tuple[bytes, str]:
+    """(encoded bytes, description) of one edited copy of an RGB picture."""
+    if transform == "combined":
+        picked = rng.sample([t for t in TRANSFORMS if t not in ("combined", "jpeg")], 2)
+        steps = []
+        for name in picked:
+            image, note = _edit(image, name, rng)
+            steps.append(note)
+        data, note = _encode(image, rng, jpeg=rng.random() < 0.5)
+        return data, " + ".join(steps + ([note] if note else []))
+    image, note = _edit(image, transform, rng)
+    data, jpeg_note = _encode(image, rng, jpeg=transform == "jpeg")
+    return data, note or jpeg_note
+
+
+def _edit(image: Image.Image, name: str, rng: random.Random) -> tuple[Image.Image, str]:
+    w, h = image.size
+    if name == "crop":
+        fw, fh = rng.uniform(0.5, 0.9), rng.uniform(0.5, 0.9)
+        cw, ch = max(1, round(w * fw)), max(1, round(h * fh))
+        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+        return image.crop((x, y, x + cw, y + ch)), f"crop {fw:.0%}x{fh:.0%}"
+    if name == "rescale":
+        f = rng.uniform(0.25, 2.0)
+        size = (max(1, round(w * f)), max(1, round(h * f)))
+        return image.resize(size, Image.LANCZOS), f"rescale {f:.2f}x"
+    if name == "colour":
+        b, c, s = (rng.uniform(0.7, 1.3) for _ in range(3))
+        image = ImageEnhance.Brightness(image).enhance(b)
+        image = ImageEnhance.Contrast(image).enhance(c)
+        return ImageEnhance.Color(image).enhance(s), f"colour jitter {b:.2f}/{c:.2f}/{s:.2f}"
+    if name == "hue":
+        shift = rng.randint(30, 180)
+        hsv = np.asarray(image.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(int) + shift * 255 // 360) % 256
+        return Image.fromarray(hsv, "HSV").convert("RGB"), f"hue +{shift}°"
+    if name == "grey":
+        return image.convert("L").convert("RGB"), "greyscale"
+    if name == "flip":
+        return ImageOps.mirror(image), "flip"
+    if name == "rotate90":
+        return image.rotate(90 * rng.choice((1, 3)), expand=True), "rotate 90°"
+    if name == "text":
+        image = image.copy()
+        size = max(6, min(w, h) // 6)
+        font = ImageFont.load_default(size=size)
+        draw = ImageDraw.Draw(image)
+        x, y = rng.randint(0, max(0, w - size * 4)), rng.randint(0, max(0, h - size))
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        draw.text((x, y), "© copy", fill=colour, font=font)
+        return image, "added text"
+    if name == "border":
+        frac = rng.uniform(0.05, 0.15)
+        pad = max(1, round(max(w, h) * frac))
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        return ImageOps.expand(image, border=pad, fill=colour), f"border {frac:.0%}"
+    if name == "jpeg":
+        return image, ""
+    raise ValueError(name)
+
+
+def _encode(image: Image.Image, rng: random.Random, *, jpeg: bool) -> tuple[bytes, str]:
+    buf = io.BytesIO()
+    if jpeg:
+        quality = rng.randint(10, 50)
+        image.save(buf, "JPEG", quality=quality)
+        return buf.getvalue(), f"JPEG q{quality}"
+    image.save(buf, "PNG")
+    return buf.getvalue(), ""
+
+
+@dataclass
+class TransformScore:
+    transform: str
+    queries: int
+    recall_at_1: float
+    recall_at_10: float
+    median_score: float
+
+
+@dataclass
+class CopyReport:
+    dataset: str
+    originals: int
+    copies: int
+    negatives: int
+    recall_at_1: float
+    recall_at_10: float
+    per_transform: list[TransformScore]
+    copy_scores: dict  # percentiles of the original's score, over copies that found it
+    other_scores: dict  # percentiles of the best score of any other image
+    tiers: dict  # precision / recall of the exact+copy tiers
+    model: str = ""
+    seconds: float = 0.0
+    worst: list[dict] = field(default_factory=list)  # a few copies that missed, to look at
+    verify: bool = False
+    query_ms: dict = field(default_factory=dict)  # decode + embed + search (+ verify) per copy
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def evaluate_copies(
+    dataset: Path,
+    *,
+    sample: int = 100,
+    negatives: int = 50,
+    seed: int = 0,
+    library_root: Path | None = None,
+    model: str | None = None,
+    progress: bool | None = False,
+    verify: bool = False,
+) -> CopyReport:
+    started = time.monotonic()
+    dataset = Path(dataset).resolve()
+    rows = read_groundtruth(dataset)
+    rng = random.Random(seed)
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    negatives = min(negatives, len(rows) // 10)  # most of a small set stays indexed
+    held_out = [rows[i] for i in order[:negatives]]
+    indexed = [rows[i] for i in order[negatives:]]
+    originals = indexed[:sample]
+    with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+        root = Path(library_root) if library_root else Path(tmp) / "library"
+        with Library.open(root, write=True, model=model) as library:
+            Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
+            report = _search_copies(library, dataset, originals, held_out, rows, rng, verify)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> CopyReport:
+    searcher = Searcher(library)
+    records = library.catalog.images(library.catalog.vector_ids())
+    by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}
+    group_of_id: dict[int, set[str]] = defaultdict(set)
+    for row in rows:
+        rid = by_source.get(str(dataset / row.path))
+        if rid is not None and row.group:
+            group_of_id[rid].add(row.group)
+
+    found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
+    copy_scores, other_scores, worst, query_seconds = [], [], [], []
+    tier_right = tier_wrong = tier_missed = 0
+    for row in originals:
+        original_id = by_source.get(str(dataset / row.path))
+        if original_id is None:
+            continue
+        image = decode_image((dataset / row.path).read_bytes()).image
+        for transform in TRANSFORMS:
+            data, note = make_copy(image, transform, rng)
+            t0 = time.perf_counter()
+            hits = searcher.search_vector(
+                searcher.bytes_vector(data), 10, collapse=False, verify=verify
+            )
+            query_seconds.append(time.perf_counter() - t0)
+            ids = [h.id for h in hits]
+            same = {original_id} | {
+                h.id
+                for h in hits
+                if (row.group and row.group in group_of_id.get(h.id, ()))
+                or _same_picture(h.record, records[original_id])
+            }
+            r1, r10 = bool(ids) and ids[0] in same, bool(same & set(ids))
+            found1.append(r1)
+            found10.append(r10)
+            stats = per_t[transform]
+            stats["r1"].append(r1)
+            stats["r10"].append(r10)
+            original_hit = next((h for h in hits if h.id == original_id), None)
+            if original_hit:
+                copy_scores.append(original_hit.score)
+                stats["score"].append(original_hit.score)
+            others = [h.score for h in hits if h.id not in same]
+            if others:
+                other_scores.append(max(others))
+            top = hits[0] if hits else None
+            if top is not None and top.tier in ("exact", "copy"):
+                if top.id in same:
+                    tier_right += 1
+                else:
+                    tier_wrong += 1
+            else:
+                tier_missed += 1
+            if not r1 and len(worst) < 10:
+                top_place = top.record.first_place.display if top else None
+                worst.append({"original": row.path, "copy": note, "top": top_place})
+    negative_tiers = 0
+    for row in held_out:
+        data = (dataset / row.path).read_bytes()
+        hits = searcher.search_vector(searcher.bytes_vector(data), 1, collapse=False, verify=verify)
+        if hits:
+            other_scores.append(hits[0].score)
+            in_group = row.group and row.group in group_of_id.get(hits[0].id, ())
+            if hits[0].tier in ("exact", "copy") and not in_group:
+                negative_tiers += 1
+    tiered = tier_right + tier_wrong + negative_tiers
+    return CopyReport(
+        dataset=dataset.name,
+        originals=len(originals),
+        copies=len(found1),
+        negatives=len(held_out),
+        recall_at_1=float(np.mean(found1)) if found1 else 0.0,
+        recall_at_10=float(np.mean(found10)) if found10 else 0.0,
+        per_transform=[
+            TransformScore(
+                t,
+                len(s["r1"]),
+                float(np.mean(s["r1"])),
+                float(np.mean(s["r10"])),
+                float(np.median(s["score"])) if s["score"] else 0.0,
+            )
+            for t, s in per_t.items()
+        ],
+        copy_scores=_percentiles(copy_scores, (1, 5, 25, 50)),
+        other_scores=_percentiles(other_scores, (50, 95, 99, 100)),
+        tiers={
+            "copy_tier_precision": tier_right / tiered if tiered else 1.0,
+            "copy_tier_recall": tier_right / len(found1) if found1 else 0.0,
+            "false_copies_on_copies": tier_wrong,
+            "false_copies_on_negatives": negative_tiers,
+        },
+        model=library.embedder.model_id,
+        worst=worst,
+        verify=verify,
+        query_ms=_percentiles([t * 1000 for t in query_seconds], (50, 99)),
+    )
+
+
+def _same_picture(a, b) -> bool:
+    """Two catalog images of one picture (a data set may hold the same tile twice)."""
+    return a.sha256 == b.sha256 or (a.pixel_hash is not None and a.pixel_hash == b.pixel_hash)
+
+
+def _percentiles(values: list[float], qs) -> dict:
+    if not values:
+        return {}
+    return {f"p{q}": round(float(np.percentile(values, q)), 4) for q in qs}

@@ -1,0 +1,199 @@
+"""Geometric verification: is a candidate really an edited copy of the query?
+
+The global vector says two pictures look alike; verification checks that the same local
+structure appears in both, in the same arrangement: ORB keypoints in each picture, matched by
+descriptor (Lowe's ratio test), then RANSAC fits a similarity transform (shift, scale, rotation)
+that most matches agree with. Enough agreeing matches ("inliers") mean the candidate contains
+the query, cropped, rescaled, rotated or recompressed; a mirrored query is tried too. The
+transform also says *where*: the query's outline mapped into the candidate gives the matched
+region and how much of the candidate it covers, as TinEye reports.
+
+Pixel art is tiny: pictures are enlarged (nearest neighbour, which keeps hard edges as corners)
+to at least WORK_SIZE on the longer side before keypoints are found.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from .catalog.web import DownloadLog
+from .decode import DecodeError, decode_image
+from .sources.locate import ImageGone, read_image_bytes
+
+if TYPE_CHECKING:
+    from .library import Library
+    from .search import Hit, QueryVector
+
+WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
+# Below this (shorter side, in pixels) keypoints are mostly the stair steps of pixel art, which
+# any two sprites of similar shape share: measured on tango icons and rltiles (docs/quality.md),
+# verification there confirmed wrong hits, so such pictures are left to the vector score.
+MIN_SIDE = 64
+MIN_INLIERS = 20
+MIN_INLIER_SHARE = 0.1  # of the keypoints of the picture with fewer
+RATIO = 0.8
+
+cv2.setNumThreads(1)  # verification runs per request; threads belong to the caller
+
+
+@dataclass(frozen=True)
+class Features:
+    keypoints: np.ndarray  # (n, 2) in work coordinates
+    descriptors: np.ndarray | None  # (n, 32) uint8
+    scale: float  # work coordinates = original coordinates * scale
+    size: tuple[int, int]  # original (width, height)
+
+
+@dataclass(frozen=True)
+class Verification:
+    matched: bool
+    inliers: int
+    region: tuple[int, int, int, int] | None = None  # x, y, width, height in the candidate
+    overlap: float = 0.0  # share of the candidate's area that the matched region covers
+    mirrored: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "matched": self.matched,
+            "inliers": self.inliers,
+            "region": list(self.region) if self.region else None,
+            "overlap": round(self.overlap, 3),
+            "mirrored": self.mirrored,
+        }
+
+
+_orb = None
+
+
+def _detector():
+    global _orb
+    if _orb is None:
+        _orb = cv2.ORB_create(nfeatures=600, scaleFactor=1.3, nlevels=6, edgeThreshold=15,
+                              patchSize=15, fastThreshold=8)  # fmt: skip
+    return _orb
+
+
+def features(image: Image.Image) -> Features:
+    """Keypoints and descriptors of an RGB picture."""
+    w, h = image.size
+    scale = WORK_SIZE / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    resample = Image.NEAREST if scale > 1 else Image.BILINEAR
+    grey = np.asarray(image.convert("L").resize(size, resample))
+    grey = cv2.copyMakeBorder(grey, 16, 16, 16, 16, cv2.BORDER_REPLICATE)  # corners near edges
+    keypoints, descriptors = _detector().detectAndCompute(grey, None)
+    points = np.array([k.pt for k in keypoints], dtype=np.float32).reshape(-1, 2) - 16
+    return Features(points, descriptors, scale, (w, h))
+
+
+def verify(query: Features, query_mirror: Features | None, candidate: Features) -> Verification:
+    """Match the query (and its mirror image's features, when given) against a candidate."""
+    best = _match(query, candidate)
+    if not best.matched and query_mirror is not None:
+        flipped = _match(query_mirror, candidate)
+        if flipped.inliers > best.inliers:
+            best = Verification(
+                flipped.matched, flipped.inliers, flipped.region, flipped.overlap, True
+            )
+    return best
+
+
+def _match(query: Features, candidate: Features) -> Verification:
+    if query.descriptors is None or candidate.descriptors is None:
+        return Verification(False, 0)
+    if len(query.descriptors) < 2 or len(candidate.descriptors) < 2:
+        return Verification(False, 0)
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(query.descriptors, candidate.descriptors, k=2)
+    good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
+    if len(good) < MIN_INLIERS:
+        return Verification(False, len(good))
+    src = query.keypoints[[m.queryIdx for m in good]]
+    dst = candidate.keypoints[[m.trainIdx for m in good]]
+    transform, mask = cv2.estimateAffinePartial2D(
+        src, dst, method=cv2.RANSAC, ransacReprojThreshold=4.0, maxIters=2000, confidence=0.99
+    )
+    inliers = int(mask.sum()) if mask is not None else 0
+    fewer = min(len(query.keypoints), len(candidate.keypoints))
+    if transform is None or inliers < MIN_INLIERS or inliers < MIN_INLIER_SHARE * fewer:
+        return Verification(False, inliers)
+    region, overlap = _region(query, candidate, transform)
+    return Verification(True, inliers, region, overlap)
+
+
+def _region(query: Features, candidate: Features, transform: np.ndarray):
+    """The query's outline mapped into the candidate, in the candidate's own pixels."""
+    qw, qh = query.size[0] * query.scale, query.size[1] * query.scale
+    corners = np.array([[0, 0], [qw, 0], [qw, qh], [0, qh]], dtype=np.float32)
+    mapped = corners @ transform[:, :2].T + transform[:, 2]
+    mapped /= candidate.scale  # back to the candidate's original pixel coordinates
+    cw, ch = candidate.size
+    x0, y0 = np.clip(mapped.min(axis=0), 0, [cw, ch])
+    x1, y1 = np.clip(mapped.max(axis=0), 0, [cw, ch])
+    width, height = max(0.0, x1 - x0), max(0.0, y1 - y0)
+    overlap = (width * height) / float(cw * ch) if cw * ch else 0.0
+    return (int(x0), int(y0), int(round(width)), int(round(height))), float(min(1.0, overlap))
+
+
+def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
+    """Set `verification` on each hit: does it hold the query, and where? Hits whose file is
+    gone or unreadable, and pictures under MIN_SIDE, stay unverified (None)."""
+    image = query.image
+    downloads = DownloadLog(library.catalog)
+    if image is None and query.image_id is not None:
+        image = _load(library, library.catalog.image(query.image_id), downloads)
+    if image is None or min(image.size) < MIN_SIDE:
+        return
+    query_features = features(image)
+    mirror_features = features(ImageOps.mirror(image))
+    todo = [h for h in hits if min(h.record.width or 0, h.record.height or 0) >= MIN_SIDE]
+    # SQLite stays in this thread: the cached files of URL places are looked up first.
+    cached = {h.record.id: _cached_paths(h.record, downloads) for h in todo}
+    downloads_dir = library.downloads_dir
+
+    def check(record) -> Verification | None:
+        candidate = _load_record(record, downloads_dir, cached[record.id])
+        if candidate is None:
+            return None
+        return verify(query_features, mirror_features, features(candidate))
+
+    # Reading, decoding and ORB release the GIL: candidates are checked side by side.
+    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+        for hit, result in zip(todo, pool.map(check, [h.record for h in todo])):
+            hit.verification = result
+
+
+def _load(library: Library, record, downloads: DownloadLog) -> Image.Image | None:
+    if record is None:
+        return None
+    return _load_record(record, library.downloads_dir, _cached_paths(record, downloads))
+
+
+def _cached_paths(record, downloads: DownloadLog) -> dict[str, str]:
+    """Download-cache paths of the record's URL places, looked up in this thread (SQLite)."""
+    return {p.source: path for p in record.places if (path := downloads.cached_path(p.source))}
+
+
+def _load_record(record, downloads_dir, cached: dict[str, str]) -> Image.Image | None:
+    try:
+        data = read_image_bytes(record, _KnownPaths(cached), downloads_dir)
+        return decode_image(data, min_size=WORK_SIZE).image
+    except (ImageGone, DecodeError, OSError):
+        return None
+
+
+class _KnownPaths:
+    """Stands in for a DownloadLog in worker threads: the paths were looked up beforehand."""
+
+    def __init__(self, paths: dict[str, str]):
+        self.paths = paths
+
+    def cached_path(self, source: str) -> str | None:
+        return self.paths.get(source)
