@@ -33,12 +33,6 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     import uvicorn
@@ -52,10 +46,12 @@ def server(tmp_path_factory):
     library = root / "library"
     assert cli_main(["-L", str(library), "index", "-q", str(folder)]) == 0
     app = create_app(library, ServerSettings())
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take it
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning")
     uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not uv.started and time.monotonic() < deadline:
@@ -97,7 +93,7 @@ def test_upload_browse_back_and_screenshot(browser, server):
     browser.set_window_size(1280, 900)
     # 1. open the page
     browser.get(server["base"] + "/")
-    assert browser.title.startswith("lookalike")
+    wait_for(browser, lambda b: b.title.startswith("lookalike"))
     wait_for(browser, lambda b: "images" in b.find_element(By.ID, "library-info").text)
 
     # 2. upload an image (the file picker's input)

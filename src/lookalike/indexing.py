@@ -270,7 +270,7 @@ class Indexer:
             vectors = vectors.astype(np.float16).astype(np.float32)
             self.catalog.store_vectors(ids, vectors, embedder.model_id)
             self._commit()
-            self.library.index.add(np.array(ids, dtype=np.int64), vectors)
+            self.library.add_to_index(np.array(ids, dtype=np.int64), vectors)
         self._commit()
         if time.monotonic() - self._last_save > self.save_every:
             self.library.save_index()

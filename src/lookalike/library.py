@@ -28,6 +28,7 @@ from .embed.base import Embedder
 from .embed.registry import DEFAULT_MODEL, create_embedder
 from .index.base import VectorIndex
 from .index.faiss_index import ANN_THRESHOLD, FaissIndex
+from .index.stores import StoreConfig, confirm, copy_all, open_milvus, replay
 
 DEFAULT_LIBRARY = "lookalike-library"
 CATALOG_FILE = "catalog.sqlite3"
@@ -63,12 +64,17 @@ class Library:
 
     @classmethod
     def open(
-        cls, root: Path | None = None, *, write: bool = False, model: str | None = None
+        cls,
+        root: Path | None = None,
+        *,
+        write: bool = False,
+        model: str | None = None,
+        store: StoreConfig | None = None,
     ) -> Library:
         """Open (and with `write`, create if needed and lock) the library at `root`.
 
-        `model` names the embedder for a new library; for an existing one it must match the
-        model the library was built with.
+        `model` and `store` name the embedder and the vector store for a new library; for an
+        existing one they must match what it was built with.
         """
         root = Path(root or default_library_path())
         catalog_path = root / CATALOG_FILE
@@ -87,6 +93,7 @@ class Library:
             library = cls(root, catalog, writable=write)
             library._lock_fd = lock_fd
             library._check_model(model)
+            library._check_store(store)
         except BaseException:
             if lock_fd is not None:
                 os.close(lock_fd)
@@ -94,6 +101,9 @@ class Library:
         return library
 
     def close(self) -> None:
+        close_index = getattr(self._index, "close", None)  # a Milvus client lets go of its file
+        if close_index is not None:
+            close_index()
         self.catalog.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
@@ -126,6 +136,31 @@ class Library:
                 f"{requested!r}."
             )
 
+    # -- the vector store ---------------------------------------------------------------------
+
+    @property
+    def store(self) -> StoreConfig:
+        return StoreConfig.from_meta(self.catalog)
+
+    def _check_store(self, requested: StoreConfig | None) -> None:
+        if self.catalog.get_meta("store") is None:
+            if self.writable:
+                with self.catalog.transaction():
+                    (requested or StoreConfig("faiss")).to_meta(self.catalog)
+            return
+        recorded = self.store
+        if requested is not None and not requested.same_place(recorded):
+            raise LibraryError(
+                f"the library at {self.root} keeps its vectors in {recorded.describe()}, not "
+                f"{requested.describe()}; move them with `lookalike migrate --to ...`"
+            )
+
+    def add_to_index(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add committed vectors to the index (with what a filtering store keeps beside)."""
+        index = self.index
+        attributes = self.catalog.index_attributes(ids) if index.filters_pushdown else None
+        index.add(ids, vectors, attributes)
+
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
@@ -145,6 +180,13 @@ class Library:
     def set_embedder(self, embedder: Embedder) -> None:
         """Use an already-loaded embedder (the server shares one across requests)."""
         self._embedder = embedder
+
+    def detach_index(self) -> VectorIndex:
+        """Hand the loaded index over to a longer-lived owner (closing the library leaves it
+        open)."""
+        index = self.index
+        self._index = None
+        return index
 
     def set_index(self, index: VectorIndex) -> None:
         """Use an already-loaded index (the server shares one across requests)."""
@@ -169,12 +211,18 @@ class Library:
         return self.root / DOWNLOADS_DIR
 
     @property
-    def index(self) -> FaissIndex:
+    def index(self) -> VectorIndex:
         if self._index is None:
             self._index = self._load_index()
         return self._index
 
-    def _load_index(self) -> FaissIndex:
+    def _load_index(self) -> VectorIndex:
+        store = self.store
+        if store.kind == "milvus":
+            index = open_milvus(store, int(self.catalog.get_meta("dim") or 0) or self.embedder.dim)
+            if self.writable:
+                replay(self, index)  # what a crash may have kept from Milvus
+            return index
         dim = int(self.catalog.get_meta("dim") or 0) or None
         index = None
         if self.index_path.exists():
@@ -208,8 +256,20 @@ class Library:
                     self.catalog.mark_embedded(missing)
                     self.catalog.mark_indexed(unmarked)
 
-    def rebuild_index(self, *, save: bool = True, ann_threshold: int = ANN_THRESHOLD) -> FaissIndex:
+    def rebuild_index(
+        self, *, save: bool = True, ann_threshold: int = ANN_THRESHOLD
+    ) -> VectorIndex:
         """A fresh index of the right kind from every vector in the catalog."""
+        store = self.store
+        if store.kind == "milvus":
+            index = self.index
+            index.drop()
+            index = open_milvus(store, index.dim)
+            copy_all(self, index)
+            self._index = index
+            if save and self.writable:
+                confirm(self, index)
+            return index
         chunks = list(self.catalog.iter_vectors())
         dim = int(self.catalog.get_meta("dim") or 0) or self.embedder.dim
         if chunks:
@@ -232,11 +292,37 @@ class Library:
         """
         assert self.writable, "save_index needs a library opened for writing"
         index = self.index
+        if self.store.kind == "milvus":
+            confirm(self, index)
+            return
         if index.needs_rebuild():
             index = self.rebuild_index(save=False)
         index.save(self.index_path)
+        ids = index.ids()
         with self.catalog.transaction():
-            self.catalog.mark_indexed(index.ids())
+            self.catalog.mark_indexed(ids)
+            self.catalog.clear_pending_deletes(np.setdiff1d(self.catalog.pending_deletes(), ids))
+
+    def migrate(self, target: StoreConfig) -> int:
+        """Copy every vector into another store and make it the library's; returns how many.
+        The old store is left as it was (delete a Milvus collection by hand once satisfied)."""
+        assert self.writable, "migrate needs a library opened for writing"
+        dim = int(self.catalog.get_meta("dim") or 0) or self.embedder.dim
+        if target.kind == "milvus":
+            index = open_milvus(target, dim)
+            copied = copy_all(self, index)
+        else:
+            index = None
+            copied = len(self.catalog.vector_ids())
+        with self.catalog.transaction():
+            target.to_meta(self.catalog)
+        if index is None:
+            self._index = None
+            self.rebuild_index(save=True)
+        else:
+            self._index = index
+            confirm(self, index)
+        return copied
 
     # -- sizes, for stats -----------------------------------------------------------------------
 

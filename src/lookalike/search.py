@@ -157,12 +157,17 @@ class Searcher:
         if isinstance(query, np.ndarray):
             query = QueryVector(query)
         exclude = exclude if exclude is not None else query.image_id
-        allowed = None
-        if filters is not None and filters.active():
-            allowed = self.library.catalog.filter_ids(filters)
-            if not len(allowed):
-                return []
         index = self.library.index
+        allowed, pushed = None, None
+        if filters is not None and filters.active():
+            if index.filters_pushdown:  # the store filters; only the author needs the catalog
+                pushed = filters
+                if filters.author:
+                    allowed = self.library.catalog.filter_ids(Filters(author=filters.author))
+            else:
+                allowed = self.library.catalog.filter_ids(filters)
+            if allowed is not None and not len(allowed):
+                return []
         want = offset + k
         wanted = want * CANDIDATE_FACTOR if collapse else want
         wanted = min(
@@ -170,7 +175,7 @@ class Searcher:
         )
         if wanted <= 0:
             return []
-        scores, ids = index.search(query.vector[None, :], wanted, allowed=allowed)
+        scores, ids = index.search(query.vector[None, :], wanted, allowed=allowed, filters=pushed)
         candidates = [
             (int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and i != exclude
         ]

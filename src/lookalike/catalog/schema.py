@@ -15,6 +15,9 @@ Tables:
   let a re-index skip unchanged files without reading them.
 - images.pixel_hash (v3): a hash of the decoded pixels, so that the same picture saved as other
   bytes (another PNG compression, BMP vs PNG) is still an exact match.
+- pending_deletes (v4): ids deleted from the catalog whose removal the vector store has not
+  confirmed yet. Written in the same transaction as the delete, cleared once the store has
+  applied it, replayed after a crash: a remote store (Milvus) never keeps a deleted vector.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -118,6 +121,12 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE images ADD COLUMN pixel_hash TEXT;
     CREATE INDEX images_by_pixel_hash ON images (pixel_hash);
+    """,
+    # version 4: deletions the vector store has yet to apply (an outbox, for Milvus)
+    """
+    CREATE TABLE pending_deletes (
+        image_id INTEGER PRIMARY KEY
+    );
     """,
 ]
 

@@ -162,6 +162,9 @@ class Catalog:
             [(model, now, i) for i in ids],
         )
 
+    def mark_all_embedded_indexed(self) -> None:
+        self.conn.execute("UPDATE images SET status = 'indexed' WHERE status = 'embedded'")
+
     def mark_indexed(self, ids: Iterable[int]) -> None:
         self.conn.executemany(
             "UPDATE images SET status = 'indexed' WHERE id = ? AND status = 'embedded'",
@@ -176,7 +179,48 @@ class Catalog:
         )
 
     def delete_images(self, ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM images WHERE id = ?", [(int(i),) for i in ids])
+        """Delete images (places and vectors go with them), and note the ids for the vector
+        store, in the same transaction as the caller's."""
+        rows = [(int(i),) for i in ids]
+        self.conn.executemany("DELETE FROM images WHERE id = ?", rows)
+        self.conn.executemany("INSERT OR IGNORE INTO pending_deletes (image_id) VALUES (?)", rows)
+
+    def pending_deletes(self) -> np.ndarray:
+        rows = self.conn.execute("SELECT image_id FROM pending_deletes").fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64)
+
+    def clear_pending_deletes(self, ids: Iterable[int]) -> None:
+        self.conn.executemany(
+            "DELETE FROM pending_deletes WHERE image_id = ?", [(int(i),) for i in ids]
+        )
+
+    def index_attributes(self, ids: Iterable[int]) -> list[dict]:
+        """What a vector store keeps beside each vector for filtering: licence, site (the host
+        of the first URL place, or "local"), format, width and height."""
+        records = self.images(ids)
+        out = []
+        for image_id in ids:
+            record = records.get(int(image_id))
+            if record is None:
+                out.append({})
+                continue
+            licence = next((p.licence for p in record.places if p.licence), "")
+            site = "local"
+            for place in record.places:
+                url = place.page_url or place.source
+                if "://" in url:
+                    site = url.split("://", 1)[1].split("/", 1)[0]
+                    break
+            out.append(
+                {
+                    "licence": licence,
+                    "site": site,
+                    "format": record.format or "",
+                    "width": record.width or 0,
+                    "height": record.height or 0,
+                }
+            )
+        return out
 
     def delete_places(self, place_ids: Iterable[int]) -> None:
         self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])

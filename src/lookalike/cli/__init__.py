@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
 
 from .. import __version__
+from ..index.base import StoreError
+from ..index.stores import StoreConfig
 from ..library import LibraryError
 from .catalog_cmds import export_cmd, stats_cmd
 from .crawl_cmds import crawl_cmd
 from .eval_cmd import eval_cmd
-from .index_cmds import index_cmd, reindex_cmd
+from .index_cmds import index_cmd, migrate_cmd, reindex_cmd
 from .search_cmd import search_cmd
 from .serve_cmd import serve_cmd
 
@@ -28,8 +31,27 @@ from .serve_cmd import serve_cmd
     show_default=True,
     help="Library folder (catalog, index, caches). Also set by $LOOKALIKE_LIBRARY.",
 )
+@click.option(
+    "--store",
+    "-S",
+    envvar="LOOKALIKE_STORE",
+    metavar="STORE",
+    help="Where a new library keeps its vectors: faiss (default: a file in the library) or "
+    "milvus://HOST:19530 or a Milvus Lite file (vectors.db). Recorded at creation; also set "
+    "by $LOOKALIKE_STORE.",
+)
+@click.option(
+    "--milvus-index",
+    type=click.Choice(["AUTOINDEX", "IVF_FLAT", "HNSW", "FLAT"]),
+    help="With a Milvus store: the index type of a new collection [default: AUTOINDEX].",
+)
+@click.option(
+    "--milvus-params",
+    metavar="JSON",
+    help="With a Milvus store: index parameters, e.g. '{\"nlist\": 2048}' or '{\"M\": 16}'.",
+)
 @click.pass_context
-def cli(ctx: click.Context, library_path: str) -> None:
+def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_params) -> None:
     """lookalike: self-hosted reverse image search.
 
     Index folders of images, then find where an image appears (exact and edited copies) and
@@ -45,7 +67,12 @@ def cli(ctx: click.Context, library_path: str) -> None:
       lookalike serve                          # web page + REST API on :8000
       lookalike stats                          # what the library holds
     """
-    ctx.obj = {"library": library_path}
+    try:
+        params = json.loads(milvus_params) if milvus_params else None
+        config = StoreConfig.parse(store, index_type=milvus_index, params=params) if store else None
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--store / --milvus-params") from None
+    ctx.obj = {"library": library_path, "store": config}
 
 
 cli.add_command(index_cmd)
@@ -56,6 +83,7 @@ cli.add_command(export_cmd)
 cli.add_command(crawl_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(eval_cmd)
+cli.add_command(migrate_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except LibraryError as exc:
+    except (LibraryError, StoreError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
     except KeyboardInterrupt:

@@ -31,6 +31,7 @@ def library_stats(library: Library) -> dict:
         "archives": library.catalog.table_status_counts("containers"),
         "downloads": library.catalog.table_status_counts("downloads"),
         "vectors_by_model": library.catalog.models(),
+        "store": library.store.__dict__,
         "index": {"type": index.kind, "vectors": len(index)},
         "bytes_on_disk": library.bytes_on_disk(),
     }
@@ -41,7 +42,7 @@ def library_stats(library: Library) -> dict:
 @click.pass_obj
 def stats_cmd(obj, as_json):
     """Counts per status, the model, the index type and the bytes on disk."""
-    with Library.open(Path(obj["library"])) as library:
+    with Library.open(Path(obj["library"]), store=obj["store"]) as library:
         stats = library_stats(library)
     if as_json:
         click.echo(json.dumps(stats, indent=2))
@@ -91,7 +92,7 @@ def export_cmd(obj, fmt, output):
     member, page_url, title, author, licence, tags. TSV escapes tabs and newlines in values;
     tags are comma-separated there and a list in JSON Lines.
     """
-    with Library.open(Path(obj["library"])) as library:
+    with Library.open(Path(obj["library"]), store=obj["store"]) as library:
         out = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout
         try:
             rows = 0

@@ -82,7 +82,7 @@ def index_cmd(
     for target in targets:
         if not is_url(target) and not Path(target).exists():
             raise click.BadParameter(f"no such file or folder: {target}", param_hint="TARGETS")
-    with Library.open(Path(obj["library"]), write=True, model=model) as library:
+    with Library.open(Path(obj["library"]), write=True, model=model, store=obj["store"]) as library:
         report = index_paths(
             library,
             targets,
@@ -131,7 +131,47 @@ def reindex_cmd(obj):
     Nothing is decoded or embedded again. Use it after the index file was lost or damaged, or
     to switch layout (exact vs. approximate search is chosen by library size).
     """
-    with Library.open(Path(obj["library"]), write=True) as library:
+    with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
         index = library.rebuild_index()
         click.echo(f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True)
+    return 0
+
+
+@click.command("migrate")
+@click.option(
+    "--to",
+    "target",
+    required=True,
+    metavar="STORE",
+    help="faiss, milvus://HOST:19530, or a Milvus Lite file path (vectors.db).",
+)
+@click.option(
+    "--milvus-index",
+    type=click.Choice(["AUTOINDEX", "IVF_FLAT", "HNSW", "FLAT"]),
+    help="Index type of the new Milvus collection [default: AUTOINDEX].",
+)
+@click.option("--milvus-params", metavar="JSON", help="Its parameters, e.g. '{\"nlist\": 2048}'.")
+@click.pass_obj
+def migrate_cmd(obj, target, milvus_index, milvus_params):
+    """Move the library's vectors to another store: an embedded library into Milvus, or back.
+
+    Every vector is copied from the catalog (nothing is re-embedded); the library then uses
+    the new store. The old one is left as it was: delete a Milvus collection by hand, once
+    satisfied (its name is in `lookalike stats`).
+    """
+    import json
+
+    from ..index.stores import StoreConfig
+
+    try:
+        params = json.loads(milvus_params) if milvus_params else None
+        config = StoreConfig.parse(target, index_type=milvus_index, params=params)
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise click.BadParameter(str(exc), param_hint="--to") from None
+    with Library.open(Path(obj["library"]), write=True) as library:
+        before = library.store.describe()
+        if config.same_place(library.store):
+            raise click.UsageError(f"the library already keeps its vectors in {before}")
+        copied = library.migrate(config)
+        click.echo(f"moved {copied} vectors from {before} to {config.describe()}", err=True)
     return 0

@@ -46,7 +46,7 @@ def search_cmd(obj, queries, k, as_json, no_collapse, verify):
     "overlap", "mirrored"}.
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
-    with Library.open(Path(obj["library"])) as library:
+    with Library.open(Path(obj["library"]), store=obj["store"]) as library:
         results = Searcher(library).search(
             list(queries), k, collapse=not no_collapse, verify=verify
         )

@@ -12,6 +12,10 @@ from pathlib import Path
 import numpy as np
 
 
+class StoreError(RuntimeError):
+    """The vector store cannot be used (unreachable, busy); the message says what to do."""
+
+
 class VectorIndex(ABC):
     #: A short description for `lookalike stats`, e.g. "flat" or "ivf1024,nprobe=16".
     kind: str
@@ -19,9 +23,16 @@ class VectorIndex(ABC):
     @abstractmethod
     def __len__(self) -> int: ...
 
+    #: True when search() takes `filters` and applies them itself (Milvus); otherwise the
+    #: searcher turns filters into an `allowed` id list from the catalog.
+    filters_pushdown: bool = False
+
     @abstractmethod
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under the given ids; an id already present is replaced."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, attributes: list[dict] | None = None
+    ) -> None:
+        """Add vectors under the given ids. `attributes`: per vector, what a store that
+        filters by itself keeps beside it (licence, site, format, width, height)."""
 
     @abstractmethod
     def remove(self, ids: np.ndarray) -> int:
@@ -29,10 +40,11 @@ class VectorIndex(ABC):
 
     @abstractmethod
     def search(
-        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, filters=None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids), each (n_queries, k), best first; missing slots have id -1.
-        With `allowed`, only those ids are candidates (metadata filters)."""
+        With `allowed`, only those ids are candidates; `filters` (a search.Filters) only
+        where `filters_pushdown`."""
 
     @abstractmethod
     def ids(self) -> np.ndarray:

@@ -118,8 +118,11 @@ class FaissIndex(VectorIndex):
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Add vectors under new ids (callers remove an id before adding it again)."""
+    def add(
+        self, ids: np.ndarray, vectors: np.ndarray, attributes: list[dict] | None = None
+    ) -> None:
+        """Add vectors under new ids (callers remove an id before adding it again); FAISS
+        keeps no attributes: filters come from the catalog as an id selector."""
         if len(ids) == 0:
             return
         self._index.add_with_ids(
@@ -138,7 +141,7 @@ class FaissIndex(VectorIndex):
         return int(self._index.remove_ids(selector))
 
     def search(
-        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None
+        self, queries: np.ndarray, k: int, *, allowed: np.ndarray | None = None, filters=None
     ) -> tuple[np.ndarray, np.ndarray]:
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if len(self) == 0:

@@ -19,9 +19,13 @@ from .settings import ServerSettings
 STATIC = Path(__file__).parent / "static"
 
 
-def create_app(library_root: Path, settings: ServerSettings | None = None) -> FastAPI:
+def create_app(
+    library_root: Path, settings: ServerSettings | None = None, *, store=None
+) -> FastAPI:
     settings = settings or ServerSettings.from_env()
-    service = LibraryService(library_root, allow_private_urls=settings.allow_private_urls)
+    service = LibraryService(
+        library_root, allow_private_urls=settings.allow_private_urls, store=store
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -30,6 +30,7 @@ from ..catalog.web import DownloadLog
 from ..decode import DEFAULT_MAX_PIXELS, decode_image
 from ..index.base import VectorIndex
 from ..index.faiss_index import FaissIndex
+from ..index.stores import confirm
 from ..library import CATALOG_FILE, Library, LibraryLockedError
 from ..search import Searcher
 from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
@@ -57,17 +58,21 @@ class LockedIndex(VectorIndex):
     def __len__(self) -> int:
         return len(self._index)
 
-    def add(self, ids, vectors) -> None:
+    @property
+    def filters_pushdown(self) -> bool:
+        return self._index.filters_pushdown
+
+    def add(self, ids, vectors, attributes=None) -> None:
         with self._lock:
-            self._index.add(ids, vectors)
+            self._index.add(ids, vectors, attributes)
 
     def remove(self, ids) -> int:
         with self._lock:
             return self._index.remove(ids)
 
-    def search(self, queries, k, *, allowed=None):
+    def search(self, queries, k, *, allowed=None, filters=None):
         with self._lock:
-            return self._index.search(queries, k, allowed=allowed)
+            return self._index.search(queries, k, allowed=allowed, filters=filters)
 
     def ids(self) -> np.ndarray:
         with self._lock:
@@ -76,9 +81,15 @@ class LockedIndex(VectorIndex):
     def needs_rebuild(self) -> bool:
         return self._index.needs_rebuild()
 
-    def save(self, path: Path) -> None:
+    def save(self, path: Path | None = None) -> None:
         with self._lock:
             self._index.save(path)
+
+    def drop(self) -> None:
+        self._index.drop()
+
+    def close(self) -> None:
+        pass  # the service closes the shared index itself, not each per-request library
 
     def swap(self, index: FaissIndex) -> None:
         with self._lock:
@@ -97,12 +108,13 @@ class LibraryService:
         allow_private_urls: bool = False,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         save_every: float = 30.0,
+        store=None,
     ):
         self.root = Path(root)
-        with Library.open(self.root) as library:  # LibraryError if there is none
+        with Library.open(self.root, store=store) as library:  # LibraryError if there is none
             self.model_name = library.model_name
             self.embedder = library.embedder
-            self.index = LockedIndex(library.index)
+            self.index = LockedIndex(library.detach_index())
         self.allow_private_urls = allow_private_urls
         self.max_pixels = max_pixels
         self._local = threading.local()
@@ -189,7 +201,7 @@ class LibraryService:
                 )
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id)
-            self.index.add(np.array([image_id], dtype=np.int64), vector)
+            library.add_to_index(np.array([image_id], dtype=np.int64), vector)
             self._dirty = True
         return image_id, True
 
@@ -258,14 +270,20 @@ class LibraryService:
             return False
         try:
             with self._writer() as library:
+                self._dirty = False
+                if library.store.kind == "milvus":
+                    confirm(library, self.index)  # flush, then rows are indexed
+                    return True
                 if self.index.needs_rebuild():
                     chunks = list(library.catalog.iter_vectors())
                     ids = np.concatenate([c[0] for c in chunks])
                     self.index.swap(FaissIndex.build(ids, np.concatenate([c[1] for c in chunks])))
-                self._dirty = False
                 self.index.save(library.index_path)
+                ids = self.index.ids()
                 with library.catalog.transaction():
-                    library.catalog.mark_indexed(self.index.ids())
+                    library.catalog.mark_indexed(ids)
+                    pending = library.catalog.pending_deletes()
+                    library.catalog.clear_pending_deletes(np.setdiff1d(pending, ids))
         except WriteBusy:
             return False  # a CLI run is writing; try again later
         return True
@@ -280,3 +298,6 @@ class LibraryService:
     def close(self) -> None:
         self._closing.set()
         self.save_if_dirty()
+        close_index = getattr(self.index._index, "close", None)
+        if close_index is not None:
+            close_index()
