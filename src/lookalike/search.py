@@ -22,6 +22,7 @@ from PIL import Image
 
 from .catalog.records import ImageRecord
 from .decode import DecodeError, decode_image
+from .index.faiss_index import RERANK_DEPTH
 from .library import Library
 from .sources.base import SourceError
 from .sources.http import fetch_bytes, is_url
@@ -170,6 +171,9 @@ class Searcher:
                 return []
         want = offset + k
         wanted = want * CANDIDATE_FACTOR if collapse else want
+        approximate = getattr(index, "approximate", False)
+        if approximate:  # quantised scores: take more, re-score them exactly below
+            wanted = max(wanted, RERANK_DEPTH)
         wanted = min(
             len(index) if allowed is None else len(allowed), wanted + (exclude is not None)
         )
@@ -179,6 +183,8 @@ class Searcher:
         candidates = [
             (int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0 and i != exclude
         ]
+        if approximate:
+            candidates = _rescore(self.library, query.vector, candidates)
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
         if collapse:
@@ -224,6 +230,16 @@ def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
     return "copy" if hit.score >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
+
+
+def _rescore(library: Library, vector: np.ndarray, candidates: list[tuple[int, float]]):
+    """Exact scores from the catalog's vectors, best first (for quantised indexes)."""
+    ids, vectors = library.catalog.vectors([i for i, _ in candidates])
+    if not len(ids):
+        return []
+    scores = vectors @ vector
+    order = np.argsort(-scores)
+    return [(int(ids[i]), float(scores[i])) for i in order]
 
 
 def _collapse(

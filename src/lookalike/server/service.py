@@ -62,6 +62,10 @@ class LockedIndex(VectorIndex):
     def filters_pushdown(self) -> bool:
         return self._index.filters_pushdown
 
+    @property
+    def approximate(self) -> bool:
+        return getattr(self._index, "approximate", False)
+
     def add(self, ids, vectors, attributes=None) -> None:
         with self._lock:
             self._index.add(ids, vectors, attributes)
