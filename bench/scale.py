@@ -241,6 +241,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--real-max", type=int, default=100_000)
     parser.add_argument("--milvus-sizes", default="100000")
+    parser.add_argument("--skip-faiss", action="store_true")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"cpus {os.cpu_count()}, faiss {faiss.__version__}", flush=True)
@@ -258,7 +259,8 @@ def main() -> None:
                     vectors = vectors[np.random.default_rng(2).permutation(len(vectors))]
                 queries, base = vectors[:QUERIES], vectors[QUERIES:]
                 truth = exact_top10(base, queries)
-                bench_faiss(name, base, queries, truth, tmp)
+                if not args.skip_faiss:
+                    bench_faiss(name, base, queries, truth, tmp)
                 if str(n) in args.milvus_sizes.split(","):
                     bench_milvus(name, base, queries, truth, tmp)
                 del base, vectors
