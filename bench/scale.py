@@ -234,6 +234,50 @@ def bench_milvus(name: str, base: np.ndarray, queries: np.ndarray, truth: np.nda
     index.close()
 
 
+def bench_milvus_streamed(real: np.ndarray, n: int, tmp: Path, chunk: int = 100_000):
+    """Milvus Lite at sizes whose vectors should not sit in this process beside it: synthetic
+    vectors are made, inserted and scored against the queries chunk by chunk."""
+    from lookalike.index.milvus_index import MilvusIndex
+
+    queries = synthetic_vectors(real, QUERIES, seed=99)
+    best_scores = np.full((QUERIES, 10), -np.inf, np.float32)
+    best_ids = np.zeros((QUERIES, 10), np.int64)
+    db = tmp / f"streamed-{n}.db"
+    started = time.perf_counter()
+    index = MilvusIndex(str(db), "bench", real.shape[1], index_type="IVF_FLAT",
+                        params={"nlist": int(4 * n**0.5)})  # fmt: skip
+    for start in range(0, n, chunk):
+        vectors = synthetic_vectors(real, min(chunk, n - start), seed=1000 + start // chunk)
+        ids = np.arange(start, start + len(vectors), dtype=np.int64)
+        index.add(ids, vectors)
+        scores = queries @ vectors.T
+        top = np.argsort(-scores, axis=1)[:, :10]
+        merged_scores = np.hstack([best_scores, np.take_along_axis(scores, top, axis=1)])
+        merged_ids = np.hstack([best_ids, ids[top]])
+        order = np.argsort(-merged_scores, axis=1)[:, :10]
+        best_scores = np.take_along_axis(merged_scores, order, axis=1)
+        best_ids = np.take_along_axis(merged_ids, order, axis=1)
+        print(f"  milvus: {start + len(vectors):,} inserted ({time.perf_counter() - started:.0f} s)", flush=True)
+    index.save()
+    index.client.load_collection("bench")
+    build = time.perf_counter() - started
+    latencies, recalls = [], []
+    for query, true in zip(queries, best_ids):
+        t0 = time.perf_counter()
+        _, found = index.search(query[None, :], 10)
+        latencies.append(time.perf_counter() - t0)
+        recalls.append(len(set(found[0].tolist()) & set(true.tolist())) / 10)
+    ms = np.array(latencies) * 1000
+    size = sum(p.stat().st_size for p in Path(db).rglob("*") if p.is_file()) if db.is_dir() else db.stat().st_size
+    print(
+        f"milvus   synthetic {n:>9,} {'IVF_FLAT nprobe 32':28s} build {build:6.1f} s  "
+        f"{size / n:6.0f} B/vector on disk  recall@10 {np.mean(recalls):.3f}  "
+        f"p50 {np.median(ms):5.2f} ms  p99 {np.percentile(ms, 99):6.2f} ms  {1000 / ms.mean():5.0f} q/s",
+        flush=True,
+    )
+    index.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--library", type=Path, required=True,
@@ -242,10 +286,16 @@ def main() -> None:
     parser.add_argument("--real-max", type=int, default=100_000)
     parser.add_argument("--milvus-sizes", default="100000")
     parser.add_argument("--skip-faiss", action="store_true")
+    parser.add_argument("--milvus-streamed", type=int, default=0,
+                        help="Only Milvus Lite, at this size, with vectors made chunk by chunk")  # fmt: skip
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"cpus {os.cpu_count()}, faiss {faiss.__version__}", flush=True)
     real = real_vectors(args.library, min(args.real_max, max(sizes)) + QUERIES)
+    if args.milvus_streamed:
+        with tempfile.TemporaryDirectory(prefix="lookalike-scale-") as tmp:
+            bench_milvus_streamed(real, args.milvus_streamed, Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="lookalike-scale-") as tmp:
         tmp = Path(tmp)
         for n in sizes:

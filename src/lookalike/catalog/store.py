@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .queries import CatalogQueries
 from .records import ImageRecord, Place
 from .schema import migrate
 
@@ -29,7 +30,7 @@ DONE_STATUSES = ("embedded", "indexed", "failed")
 VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per dimension
 
 
-class Catalog:
+class Catalog(CatalogQueries):
     def __init__(self, path: Path, *, readonly: bool = False, any_thread: bool = False):
         """`any_thread`: the connection may be used from several threads, one at a time (the
         caller serialises); by default it stays in the thread that opened it."""
@@ -194,37 +195,6 @@ class Catalog:
             "DELETE FROM pending_deletes WHERE image_id = ?", [(int(i),) for i in ids]
         )
 
-    def index_attributes(self, ids: Iterable[int]) -> list[dict]:
-        """What a vector store keeps beside each vector for filtering: licence, site (the host
-        of the first URL place, or "local"), format, width and height."""
-        records = self.images(ids)
-        out = []
-        for image_id in ids:
-            record = records.get(int(image_id))
-            if record is None:
-                out.append({})
-                continue
-            licence = next((p.licence for p in record.places if p.licence), "")
-            site = "local"
-            for place in record.places:
-                url = place.page_url or place.source
-                if "://" in url:
-                    site = url.split("://", 1)[1].split("/", 1)[0]
-                    break
-            out.append(
-                {
-                    "licence": licence,
-                    "site": site,
-                    "format": record.format or "",
-                    "width": record.width or 0,
-                    "height": record.height or 0,
-                }
-            )
-        return out
-
-    def delete_places(self, place_ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])
-
     def orphan_ids(self) -> list[int]:
         """Images no place points at any more (their file changed or vanished)."""
         return [
@@ -293,38 +263,6 @@ class Catalog:
 
     def ids_with_status(self, status: str) -> np.ndarray:
         rows = self.conn.execute("SELECT id FROM images WHERE status = ?", (status,)).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64)
-
-    def filter_ids(self, filters) -> np.ndarray:
-        """Ids of images with a vector that match `filters` (a search.Filters): any of their
-        places may satisfy the place conditions."""
-        where, args = ["i.status IN ('embedded', 'indexed')"], []
-        if filters.licence:
-            where.append("instr(lower(coalesce(p.licence, '')), lower(?)) > 0")
-            args.append(filters.licence)
-        if filters.author:
-            where.append("instr(lower(coalesce(p.author, '')), lower(?)) > 0")
-            args.append(filters.author)
-        if filters.site:
-            where.append(
-                "(instr(lower(p.source), lower(?)) > 0"
-                " OR instr(lower(coalesce(p.page_url, '')), lower(?)) > 0)"
-            )
-            args += [filters.site, filters.site]
-        if filters.format:
-            where.append("upper(i.format) = upper(?)")
-            args.append(filters.format)
-        if filters.min_width:
-            where.append("i.width >= ?")
-            args.append(filters.min_width)
-        if filters.min_height:
-            where.append("i.height >= ?")
-            args.append(filters.min_height)
-        rows = self.conn.execute(
-            "SELECT DISTINCT i.id FROM images i JOIN places p ON p.image_id = i.id WHERE "
-            + " AND ".join(where),
-            args,
-        ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
     def vector_ids(self) -> np.ndarray:
@@ -412,19 +350,6 @@ class Catalog:
                 "SELECT model, COUNT(*) FROM images WHERE model IS NOT NULL GROUP BY model"
             )
         )
-
-    def export_rows(self) -> Iterator[dict]:
-        """One dict per place (images that failed before any place was recorded have none)."""
-        cursor = self.conn.execute(
-            "SELECT i.id, i.sha256, i.byte_size, i.width, i.height, i.format, i.status, i.error,"
-            " i.model, p.source, p.member, p.page_url, p.title, p.author, p.licence, p.tags"
-            " FROM images i JOIN places p ON p.image_id = i.id ORDER BY i.id, p.id"
-        )
-        names = [d[0] for d in cursor.description]
-        for row in cursor:
-            record = dict(zip(names, row))
-            record["tags"] = json.loads(record["tags"]) if record["tags"] else []
-            yield record
 
 
 def _place_from_row(row) -> Place:
