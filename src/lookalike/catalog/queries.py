@@ -72,9 +72,6 @@ class CatalogQueries:
             )
         return out
 
-    def delete_places(self, place_ids: Iterable[int]) -> None:
-        self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])
-
     def export_rows(self) -> Iterator[dict]:
         """One dict per place (images that failed before any place was recorded have none)."""
         cursor = self.conn.execute(

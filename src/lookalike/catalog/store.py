@@ -195,6 +195,9 @@ class Catalog(CatalogQueries):
             "DELETE FROM pending_deletes WHERE image_id = ?", [(int(i),) for i in ids]
         )
 
+    def delete_places(self, place_ids: Iterable[int]) -> None:
+        self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])
+
     def orphan_ids(self) -> list[int]:
         """Images no place points at any more (their file changed or vanished)."""
         return [
