@@ -115,6 +115,7 @@ class Indexer:
             smoothing=0.1,
         )
         sources = list(sources)
+        failing = False
         try:
             with StopOnInterrupt() as stop:
                 self._stop = stop
@@ -141,12 +142,27 @@ class Indexer:
                     self._remove_stale(sources if prune else [])
         except KeyboardInterrupt:  # a second Ctrl-C: stop now; rows left 'decoded' are redone
             self.report.interrupted = True
+        except BaseException:
+            failing = True
+            raise
         finally:
             bar.close()
-            self._commit()
-            self.library.save_index()
+            self._save(failing)
             self.report.seconds = time.monotonic() - started
         return self.report
+
+    def _save(self, failing: bool) -> None:
+        """Commit and save the index at the end of a run, also a failing one. When the run is
+        already failing (a full disk, say), an error here is not the one to report: what was
+        committed stays, and the next open of the library catches the index up."""
+        try:
+            self._commit()
+            self.library.save_index()
+        except Exception:
+            if not failing:
+                raise
+            if self.catalog.conn.in_transaction:
+                self.catalog.conn.execute("ROLLBACK")
 
     # -- scanning ---------------------------------------------------------------------------------
 
@@ -283,8 +299,8 @@ class Indexer:
 
     def _commit(self) -> None:
         if self._in_tx:
+            self._in_tx = False  # first: SQLite itself rolls back a COMMIT that hits a full disk
             self.catalog.conn.execute("COMMIT")
-            self._in_tx = False
 
     # -- finishing --------------------------------------------------------------------------------
 

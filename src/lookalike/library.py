@@ -87,7 +87,7 @@ class Library:
         if write:
             for folder in (root, root / THUMBNAILS_DIR, root / MODELS_DIR):
                 folder.mkdir(parents=True, exist_ok=True)
-            lock_fd = _acquire_lock(root / LOCK_FILE)
+            lock_fd = acquire_write_lock(root / LOCK_FILE)
         try:
             catalog = Catalog(catalog_path)
             library = cls(root, catalog, writable=write)
@@ -340,7 +340,7 @@ class Library:
         return sizes
 
 
-def _acquire_lock(path: Path) -> int:
+def acquire_write_lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 
@@ -12,6 +13,7 @@ from ..index.base import StoreError
 from ..index.stores import StoreConfig
 from ..library import LibraryError
 from .catalog_cmds import export_cmd, stats_cmd
+from .check_cmd import check_cmd
 from .crawl_cmds import crawl_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, migrate_cmd, reindex_cmd
@@ -84,6 +86,7 @@ cli.add_command(crawl_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(migrate_cmd)
+cli.add_command(check_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,6 +104,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
+    except Exception as exc:
+        if not is_disk_full(exc):
+            raise
+        click.echo(
+            f"error: the disk is full ({exc}). Free some space and run the same command again: "
+            "everything committed so far is kept (`lookalike check` verifies the library).",
+            err=True,
+        )
+        return 1
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """A full disk, as SQLite, the OS or FAISS report it, anywhere in the exception chain."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(exc).lower()
+        if "database or disk is full" in text or "no space left on device" in text:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 if __name__ == "__main__":  # pragma: no cover

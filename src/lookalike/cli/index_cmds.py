@@ -59,10 +59,14 @@ from ..sources.urls import read_url_list
     help="Downloads at a time.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
+@click.option(
+    "--save-every", type=click.FloatRange(min=0), default=300.0, hidden=True,
+    help="Seconds between index saves during a run (crash tests save often).",
+)  # fmt: skip
 @click.pass_obj
 def index_cmd(
     obj, targets, url_file, prune, retry_failed, workers, batch_size, max_pixels, model,
-    allow_private, concurrency, quiet,
+    allow_private, concurrency, quiet, save_every,
 ):  # fmt: skip
     """Add images to the library from TARGETS: folders (recursively), files, archives (zip,
     rar, 7z, tar), and http(s) URLs of images or archives.
@@ -93,6 +97,7 @@ def index_cmd(
             workers=workers,
             batch_size=batch_size,
             max_pixels=max_pixels,
+            save_every=save_every,
             progress=False if quiet else None,
         )
         if not quiet:

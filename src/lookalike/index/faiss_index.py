@@ -198,9 +198,13 @@ class FaissIndex(VectorIndex):
     def save(self, path: Path) -> None:
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
-        faiss.write_index(self._index, str(tmp))
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
+        try:
+            faiss.write_index(self._index, str(tmp))
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # a half-written file only takes space (a full disk)
+            raise
         os.replace(tmp, path)
         _fsync_dir(path.parent)
 

@@ -1,0 +1,347 @@
+"""`lookalike check [--repair]`: is the library consistent, and if not, put it right.
+
+What "consistent" means follows from the order of writes (see Library.save_index and
+index/stores.py): the catalog is the source of truth, and the vector store may lag behind it
+by the work a crash interrupted, never the other way round.
+
+- the catalog is a sound SQLite file (`PRAGMA quick_check`), with no dangling rows;
+- every stored vector has the library's dimension, is finite and has unit length, and belongs to
+  an image whose status says it has one ('embedded' or 'indexed');
+- every 'indexed' image is in the saved index; the index holds no id twice, and no id the
+  catalog does not know (except deletions still pending in `pending_deletes`);
+  'embedded' images may or may not be there yet: the next open adds them;
+- the index finds what it holds (a sample of stored vectors searched for themselves);
+- the files places point at still exist (a warning: the user may have moved them).
+
+`--repair` rebuilds the index from the stored vectors (the catalog keeps every vector), drops
+vectors that cannot be right and sends their images back to be embedded by the next `index`
+run, removes dangling rows and left-over temporary files. A damaged catalog is not repaired here:
+the report says how to recover it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .catalog.schema import SCHEMA_VERSION
+from .catalog.store import VECTOR_DTYPE, Catalog
+from .index.faiss_index import FaissIndex
+from .index.stores import StoreConfig, open_milvus
+from .library import (
+    CATALOG_FILE,
+    DOWNLOADS_DIR,
+    INDEX_FILE,
+    LOCK_FILE,
+    Library,
+    LibraryError,
+    acquire_write_lock,
+)
+from .sources.http import is_url
+
+SELF_SEARCH_SAMPLE = 200
+NORM_TOLERANCE = 0.02  # float16 storage keeps norms within ~1e-3 of 1
+
+
+@dataclass
+class Finding:
+    severity: str  # "error": the library is inconsistent; "warning": worth knowing
+    area: str  # catalog | vectors | index | files
+    message: str
+    repairable: bool = False
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    repaired: list[str] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def error(self, area: str, message: str, repairable: bool = True) -> None:
+        self.findings.append(Finding("error", area, message, repairable))
+
+    def warning(self, area: str, message: str, repairable: bool = False) -> None:
+        self.findings.append(Finding("warning", area, message, repairable))
+
+
+def check_library(root: Path, *, repair: bool = False, files: bool = True) -> CheckReport:
+    """Check the library at `root` (holding its write lock), and repair it if asked."""
+    root = Path(root)
+    if not (root / CATALOG_FILE).exists():
+        raise LibraryError(f"no library at {root}")
+    lock = acquire_write_lock(root / LOCK_FILE)  # no index job may change things under our feet
+    try:
+        report = CheckReport()
+        _check(root, report, files=files)
+    finally:
+        os.close(lock)
+    if repair and any(f.repairable for f in report.errors + report.findings):
+        if any(f.area == "catalog" and not f.repairable for f in report.errors):
+            return report  # rebuilding an index from a damaged catalog would spread the damage
+        report.repaired = _repair(root, report)
+        after = CheckReport()
+        lock = acquire_write_lock(root / LOCK_FILE)
+        try:
+            _check(root, after, files=files)
+        finally:
+            os.close(lock)
+        after.repaired = report.repaired
+        return after
+    return report
+
+
+# -- checking -----------------------------------------------------------------------------------
+
+
+def _check(root: Path, report: CheckReport, *, files: bool) -> None:
+    try:
+        catalog = Catalog(root / CATALOG_FILE, readonly=True)
+    except sqlite3.DatabaseError as exc:
+        report.error("catalog", f"cannot open the catalog: {exc}{RECOVER_HINT}", repairable=False)
+        return
+    try:
+        _check_catalog(catalog, report)
+        if any(not f.repairable for f in report.errors):
+            return  # nothing read from a damaged catalog can be trusted
+        dim = _check_vectors(catalog, report)
+        _check_index(root, catalog, dim, report)
+        if files:
+            _check_files(catalog, report)
+    except sqlite3.DatabaseError as exc:  # damage quick_check did not see, met while reading
+        report.error("catalog", f"the catalog cannot be read: {exc}{RECOVER_HINT}", False)
+    finally:
+        catalog.close()
+
+
+RECOVER_HINT = (
+    "; restore catalog.sqlite3 from a backup, or salvage it with "
+    "`sqlite3 catalog.sqlite3 .recover | sqlite3 recovered.sqlite3` and re-index"
+)
+
+
+def _check_catalog(catalog: Catalog, report: CheckReport) -> None:
+    conn = catalog.conn
+    problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+    if problems != ["ok"]:
+        report.error("catalog", f"SQLite integrity: {'; '.join(problems[:5])}{RECOVER_HINT}", False)
+        return
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version < SCHEMA_VERSION:
+        report.warning(
+            "catalog", f"schema v{version}; the next write upgrades it to v{SCHEMA_VERSION}"
+        )
+    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+    if dangling:
+        tables = sorted({row[0] for row in dangling})
+        report.error("catalog", f"{len(dangling)} rows of {', '.join(tables)} point at no image")
+    counts = dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+    report.counts.update({f"images {s}": n for s, n in sorted(counts.items())})
+    report.counts["places"] = catalog.count_places()
+
+
+def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
+    conn = catalog.conn
+    dim = int(catalog.get_meta("dim") or 0)
+    width = np.dtype(VECTOR_DTYPE).itemsize
+    total = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    report.counts["vectors"] = total
+    if total and not dim:
+        report.error("vectors", "vectors are stored but the library records no dimension", False)
+        return 0
+    bad_size = conn.execute(
+        "SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (dim * width,)
+    ).fetchone()[0]
+    if bad_size:
+        report.error("vectors", f"{bad_size} vectors are not {dim}-dimensional")
+    bad_values = len(_unsound_vector_ids(catalog, dim))
+    if bad_values:
+        report.error("vectors", f"{bad_values} vectors are not finite unit vectors")
+    without = conn.execute(
+        "SELECT COUNT(*) FROM images i WHERE i.status IN ('embedded', 'indexed')"
+        " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.image_id = i.id)"
+    ).fetchone()[0]
+    if without:
+        report.error("vectors", f"{without} images marked embedded or indexed have no vector")
+    stray = conn.execute(
+        "SELECT COUNT(*) FROM vectors v JOIN images i ON i.id = v.image_id"
+        " WHERE i.status NOT IN ('embedded', 'indexed')"
+    ).fetchone()[0]
+    if stray:
+        report.error("vectors", f"{stray} vectors belong to images marked decoded or failed")
+    return dim
+
+
+def _unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
+    """Ids of right-sized vectors with NaN/inf values or far from unit length."""
+    bad: list[int] = []
+    width = np.dtype(VECTOR_DTYPE).itemsize
+    last = -1
+    while True:
+        rows = catalog.conn.execute(
+            "SELECT image_id, vector FROM vectors WHERE image_id > ? AND length(vector) = ?"
+            " ORDER BY image_id LIMIT 20000",
+            (last, dim * width),
+        ).fetchall()
+        if not rows:
+            return bad
+        last = rows[-1][0]
+        ids = np.array([r[0] for r in rows])
+        vectors = catalog._decode_vectors([r[1] for r in rows])
+        with np.errstate(all="ignore"):
+            norms = np.linalg.norm(vectors, axis=1)
+        sound = np.isfinite(vectors).all(axis=1) & (np.abs(norms - 1) < NORM_TOLERANCE)
+        bad.extend(ids[~sound].tolist())
+
+
+def _check_index(root: Path, catalog: Catalog, dim: int, report: CheckReport) -> None:
+    store = StoreConfig.from_meta(catalog)
+    indexed = catalog.ids_with_status("indexed")
+    leftover = root / (INDEX_FILE + ".tmp")
+    if leftover.exists():
+        report.warning("index", f"{leftover.name} is left from an interrupted save", True)
+    if store.kind == "faiss":
+        path = root / INDEX_FILE
+        if not path.exists():
+            if len(indexed):
+                report.error(
+                    "index", f"{INDEX_FILE} is missing, but {len(indexed)} images are indexed"
+                )
+            return
+        try:
+            index = FaissIndex.load(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to read means the same thing
+            report.error("index", f"{INDEX_FILE} cannot be read: {exc}")
+            return
+    else:
+        index = open_milvus(store, dim)  # StoreError (unreachable) goes to the user as is
+    try:
+        if dim and index.dim != dim:
+            report.error("index", f"the index is {index.dim}-dimensional, the catalog {dim}")
+            return
+        ids = index.ids()
+        report.counts["in index"] = len(ids)
+        unique = np.unique(ids)
+        if len(unique) != len(ids):
+            report.error("index", f"{len(ids) - len(unique)} ids are in the index twice")
+        known = np.union1d(catalog.vector_ids(), catalog.pending_deletes())
+        unknown = np.setdiff1d(unique, known, assume_unique=True)
+        if len(unknown):
+            report.error("index", f"{len(unknown)} ids in the index are not in the catalog")
+        lost = np.setdiff1d(indexed, unique, assume_unique=True)
+        if len(lost):
+            report.error("index", f"{len(lost)} images marked indexed are not in the index")
+        waiting = np.setdiff1d(catalog.ids_with_status("embedded"), unique, assume_unique=True)
+        if len(waiting):
+            report.counts["waiting for the index"] = len(waiting)
+        if not any(f.area == "vectors" for f in report.errors):  # else they cannot be read
+            _check_self_search(catalog, index, np.intersect1d(indexed, unique), report)
+    finally:
+        close = getattr(index, "close", None)
+        if close is not None:
+            close()
+
+
+def _check_self_search(catalog: Catalog, index, candidates: np.ndarray, report: CheckReport):
+    """A stored vector searched for must find its own id: catches an index whose vectors or
+    ids were scrambled, which id bookkeeping alone cannot see."""
+    if not len(candidates):
+        return
+    rng = np.random.default_rng(0)
+    sample = rng.choice(candidates, size=min(SELF_SEARCH_SAMPLE, len(candidates)), replace=False)
+    ids, vectors = catalog.vectors(sample)
+    _, found = index.search(vectors, 10)
+    hit_rate = float(np.mean([i in row for i, row in zip(ids.tolist(), found.tolist())]))
+    report.counts["self-search hits %"] = round(100 * hit_rate)
+    # Exact indexes find every vector (up to 10 exact duplicates); an IVF's probe may miss a few.
+    floor = 0.99 if getattr(index, "is_flat", False) else 0.80
+    if hit_rate < floor:
+        report.error(
+            "index", f"searching {len(ids)} stored vectors found only {hit_rate:.0%} of them"
+        )
+
+
+def _check_files(catalog: Catalog, report: CheckReport) -> None:
+    missing_files = 0
+    for (source,) in catalog.conn.execute("SELECT DISTINCT source FROM places"):
+        if not is_url(source) and not os.path.exists(source):
+            missing_files += 1
+    if missing_files:
+        report.warning(
+            "files",
+            f"{missing_files} files or archives that places point at are gone (moved or "
+            "deleted); `lookalike index --prune FOLDER` forgets them",
+        )
+    gone_downloads = sum(
+        1
+        for (path,) in catalog.conn.execute(
+            "SELECT path FROM downloads WHERE status = 'done' AND path IS NOT NULL"
+        )
+        if not (catalog.path.parent / DOWNLOADS_DIR / path).exists()
+    )
+    if gone_downloads:
+        report.warning(
+            "files", f"{gone_downloads} cached downloads are gone (fetched again when needed)"
+        )
+
+
+# -- repairing ----------------------------------------------------------------------------------
+
+
+def _repair(root: Path, report: CheckReport) -> list[str]:
+    done: list[str] = []
+    with Library.open(root, write=True) as library:
+        catalog = library.catalog
+        conn = catalog.conn
+        dim = int(catalog.get_meta("dim") or 0)
+        width = np.dtype(VECTOR_DTYPE).itemsize
+        with catalog.transaction():
+            n = conn.execute(
+                "DELETE FROM places WHERE image_id NOT IN (SELECT id FROM images)"
+            ).rowcount
+            n += conn.execute(
+                "DELETE FROM vectors WHERE image_id NOT IN (SELECT id FROM images)"
+            ).rowcount
+            if n:
+                done.append(f"removed {n} rows that pointed at no image")
+            bad = [
+                (i,) for (i,) in conn.execute(
+                    "SELECT image_id FROM vectors WHERE length(vector) != ?", (dim * width,)
+                )
+            ] + [(i,) for i in _unsound_vector_ids(catalog, dim)]  # fmt: skip
+            conn.executemany("DELETE FROM vectors WHERE image_id = ?", bad)
+            # Images without a vector go back to 'decoded': the next `index` run reads their
+            # files again and embeds them (a 'decoded' row is not a finished one).
+            n = conn.execute(
+                "UPDATE images SET status = 'decoded' WHERE status IN ('embedded', 'indexed')"
+                " AND id NOT IN (SELECT image_id FROM vectors)"
+            ).rowcount
+            if bad or n:
+                done.append(
+                    f"dropped {len(bad)} unsound vectors; {n} images will be embedded again by "
+                    "the next `lookalike index` run over their folders"
+                )
+            n = conn.execute(
+                "UPDATE images SET status = 'embedded' WHERE status IN ('decoded', 'failed')"
+                " AND id IN (SELECT image_id FROM vectors)"
+            ).rowcount
+            if n:
+                done.append(f"{n} images with a sound vector marked embedded")
+        leftover = root / (INDEX_FILE + ".tmp")
+        if leftover.exists():
+            leftover.unlink()
+            done.append(f"removed {leftover.name}")
+        index = library.rebuild_index(save=True)
+        done.append(f"rebuilt the index from the catalog: {len(index)} vectors, {index.kind}")
+    return done

@@ -1,0 +1,156 @@
+"""`lookalike check [--repair]`: each kind of damage is found, and repaired where it can be."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from lookalike.index.faiss_index import FaissIndex
+from lookalike.library import Library
+
+
+def check(run_cli, *args) -> tuple[int, dict]:
+    code, out, _ = run_cli("check", "--json", *args)
+    return code, json.loads(out)
+
+
+def messages(report: dict) -> str:
+    return "\n".join(f"{f['severity']}: {f['area']}: {f['message']}" for f in report["findings"])
+
+
+@pytest.fixture
+def indexed(run_cli, picture_folder, library_path):
+    code, _, err = run_cli("index", picture_folder)
+    assert code == 0, err
+    return library_path
+
+
+def sql(library_path, statement: str, *params, foreign_keys: bool = True) -> None:
+    conn = sqlite3.connect(library_path / "catalog.sqlite3")
+    conn.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
+    conn.execute(statement, params)
+    conn.commit()
+    conn.close()
+
+
+def test_a_fresh_library_passes(run_cli, indexed):
+    code, report = check(run_cli)
+    assert code == 0 and report["ok"], messages(report)
+    assert report["counts"]["in index"] == report["counts"]["vectors"] == 12
+    assert report["counts"]["self-search hits %"] == 100
+    assert report["findings"] == []
+
+
+def test_an_unreadable_index_is_found_and_rebuilt(run_cli, indexed):
+    (indexed / "index.faiss").write_bytes(b"not a faiss index at all")
+    code, report = check(run_cli)
+    assert code == 1 and "index.faiss cannot be read" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["ok"], messages(report)
+    assert any("rebuilt the index" in line for line in report["repaired"])
+    assert report["counts"]["in index"] == 12
+
+
+def test_index_ids_the_catalog_does_not_know_and_indexed_images_it_lacks(run_cli, indexed):
+    index = FaissIndex.load(indexed / "index.faiss")
+    ids = index.ids()
+    index.remove(ids[:2])  # two 'indexed' images lost
+    stray = np.random.default_rng(0).standard_normal((1, index.dim)).astype(np.float32)
+    index.add(np.array([9999]), stray / np.linalg.norm(stray))  # one id nobody knows
+    index.save(indexed / "index.faiss")
+    code, report = check(run_cli)
+    text = messages(report)
+    assert code == 1
+    assert "1 ids in the index are not in the catalog" in text
+    assert "2 images marked indexed are not in the index" in text
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["counts"]["in index"] == 12
+
+
+def test_scrambled_vectors_in_the_index_fail_the_self_search(run_cli, indexed):
+    """Ids all present, but each attached to another image's vector: only searching shows it."""
+    with Library.open(indexed) as library:
+        ids, vectors = library.catalog.vectors(library.catalog.vector_ids())
+    scrambled = FaissIndex.build(np.roll(ids, 1), vectors)
+    scrambled.save(indexed / "index.faiss")
+    code, report = check(run_cli)
+    assert code == 1 and "found only" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["counts"]["self-search hits %"] == 100
+
+
+def test_unsound_vectors_are_dropped_and_embedded_again_by_the_next_run(
+    run_cli, indexed, picture_folder
+):
+    sql(indexed, "UPDATE vectors SET vector = zeroblob(100) WHERE image_id = 3")  # wrong size
+    sql(indexed, "UPDATE vectors SET vector = zeroblob(2560) WHERE image_id = 4")  # all zeros
+    sql(indexed, "DELETE FROM vectors WHERE image_id = 5")  # 'indexed' without a vector
+    code, report = check(run_cli)
+    text = messages(report)
+    assert code == 1
+    assert "1 vectors are not 1280-dimensional" in text
+    assert "1 vectors are not finite unit vectors" in text
+    assert "1 images marked embedded or indexed have no vector" in text
+    code, report = check(run_cli, "--repair")
+    assert code == 0, messages(report)
+    assert report["counts"]["images decoded"] == 3 and report["counts"]["in index"] == 9
+    # the next index run embeds exactly those three again
+    code, _, err = run_cli("index", picture_folder)
+    assert code == 0 and "3 added" in err, err
+    code, report = check(run_cli)
+    assert code == 0 and report["counts"]["in index"] == 12
+    assert report["counts"]["images indexed"] == 12
+
+
+def test_dangling_rows_are_removed(run_cli, indexed):
+    sql(
+        indexed,
+        "INSERT INTO places (image_id, source, first_seen, last_seen) VALUES (777, 'x', 0, 0)",
+        foreign_keys=False,
+    )
+    code, report = check(run_cli)
+    assert code == 1 and "1 rows of places point at no image" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["counts"]["places"] == 12
+
+
+def test_a_damaged_catalog_is_reported_not_repaired(run_cli, indexed):
+    path = indexed / "catalog.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(path.read_bytes())
+    page = 4096
+    for start in range(page, len(data) - page, 2 * page):  # every other page after the header
+        data[start : start + page] = b"\xa5" * page
+    path.write_bytes(bytes(data))
+    index_before = (indexed / "index.faiss").read_bytes()
+    code, report = check(run_cli, "--repair")
+    assert code == 1 and not report["ok"]
+    assert "recover" in messages(report) and report["repaired"] == []
+    assert (indexed / "index.faiss").read_bytes() == index_before  # nothing rebuilt from it
+
+
+def test_missing_source_files_are_a_warning(run_cli, indexed, picture_folder):
+    (picture_folder / "pic01.png").unlink()
+    code, report = check(run_cli)
+    assert code == 0 and report["ok"]
+    assert "1 files or archives that places point at are gone" in messages(report)
+    code, report = check(run_cli, "--no-files")
+    assert report["findings"] == []
+
+
+def test_check_waits_for_no_writer(run_cli, indexed):
+    with Library.open(indexed, write=True):
+        code, _, err = run_cli("check")
+    assert code == 1 and "is being written by" in err
+
+
+def test_left_over_temporary_index_is_removed(run_cli, indexed):
+    (indexed / "index.faiss.tmp").write_bytes(b"half a save")
+    code, report = check(run_cli)
+    assert code == 0 and "interrupted save" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert not (indexed / "index.faiss.tmp").exists() and report["findings"] == []
