@@ -34,6 +34,10 @@ DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000; a 30000 x 30000 header is refuse
 
 # Truncated files are errors, not silently grey-padded pictures.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# decode_image checks every header against its own `max_pixels` before any pixel is decoded (this
+# is the only place lookalike opens pictures), so Pillow's fixed global guard would only replace
+# that clear message ("30000x30000 = 900,000,000 pixels (limit ...)") with its own.
+Image.MAX_IMAGE_PIXELS = None
 
 
 class DecodeError(ValueError):
