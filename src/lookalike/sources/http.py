@@ -2,6 +2,11 @@
 429/Retry-After), a size cap, a per-host rate limit, robots.txt, and a guard that refuses
 private, loopback, link-local and other non-public addresses, checked again on every redirect.
 
+The guard is enforced where the socket is opened (GuardedNetworkBackend): the name is resolved
+once, every address is checked, and the connection goes to a checked address. Checking a name
+and then letting the HTTP client resolve it again would let a DNS answer that changes in
+between (DNS rebinding) send the request to 127.0.0.1 or 169.254.169.254.
+
 One `Fetcher` is shared by the threads of a crawl or a URL list: httpx clients are thread-safe,
 and the rate limit and robots cache are guarded by locks.
 """
@@ -15,10 +20,12 @@ import socket
 import threading
 import time
 import urllib.robotparser
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+import httpcore
 import httpx
 
 from ..catalog.records import display_url  # noqa: F401  (re-exported for sources)
@@ -73,10 +80,88 @@ class FetchResult:
     attempts: int = 1
 
 
+# host, port -> the addresses (as text) to connect to
+Resolver = Callable[[str, int], list[str]]
+
+
+def system_resolve(host: str, port: int) -> list[str]:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(info[4][0] for info in infos))
+
+
+def public_addresses(host: str, port: int, resolve: Resolver = system_resolve) -> list[str]:
+    """The addresses `host` resolves to, if every one of them is public; else refuse.
+
+    All of them, not just the first: a name that answers both a public and a private address
+    would otherwise let the connection pick the private one."""
+    try:
+        addresses = [str(ipaddress.ip_address(host.strip("[]")))]  # a literal: no lookup
+    except ValueError:
+        try:
+            addresses = resolve(host, port)
+        except (socket.gaierror, UnicodeError) as exc:
+            raise FetchError(f"cannot resolve {host}: {getattr(exc, 'strerror', exc)}") from None
+    if not addresses:
+        raise FetchError(f"cannot resolve {host}: no addresses")
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%")[0])
+        if not _is_public(address):
+            raise BlockedAddressError(
+                f"{host} resolves to {address}, a non-public address; refused "
+                "(pass --allow-private to fetch from private networks)"
+            )
+    return addresses
+
+
+class GuardedNetworkBackend(httpcore.NetworkBackend):
+    """httpcore's socket layer, connecting only to addresses it has just resolved and checked.
+
+    TLS is unaffected: httpcore still does the handshake (SNI, certificate) against the URL's
+    host name; only the TCP endpoint is the checked literal address."""
+
+    def __init__(self, resolve: Resolver = system_resolve):
+        self._resolve = resolve
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        error: Exception | None = None
+        for address in public_addresses(host, port, self._resolve):
+            try:
+                return self._inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except httpcore.ConnectError as exc:  # try the next address, as a resolver would
+                error = exc
+        raise error  # type: ignore[misc]
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        raise BlockedAddressError("fetching through unix sockets is refused")
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def guarded_transport(resolve: Resolver = system_resolve) -> httpx.HTTPTransport:
+    """An httpx transport whose connections go through GuardedNetworkBackend."""
+    transport = httpx.HTTPTransport()
+    pool = getattr(transport, "_pool", None)
+    if not hasattr(pool, "_network_backend"):  # fail loudly rather than fetch unguarded
+        raise RuntimeError(
+            f"httpx {httpx.__version__} / httpcore {httpcore.__version__}: cannot install the "
+            "address guard; please report this"
+        )
+    pool._network_backend = GuardedNetworkBackend(resolve)
+    return transport
+
+
 class Fetcher:
-    def __init__(self, policy: FetchPolicy = FetchPolicy()):
+    def __init__(self, policy: FetchPolicy = FetchPolicy(), *, resolve: Resolver = system_resolve):
         self.policy = policy
+        self._resolve = resolve
+        # An explicit transport also keeps httpx from routing through $HTTP_PROXY, where the
+        # proxy, not this guard, would choose the address.
         self._client = httpx.Client(
+            transport=httpx.HTTPTransport() if policy.allow_private else guarded_transport(resolve),
             timeout=httpx.Timeout(policy.timeout),
             follow_redirects=False,  # redirects are followed by hand, each hop checked
             headers={"User-Agent": policy.user_agent},
@@ -192,23 +277,18 @@ class Fetcher:
     # -- guards ---------------------------------------------------------------------------------
 
     def check_address(self, url: str) -> None:
-        """Refuse URLs whose host resolves to a non-public address (unless allowed)."""
-        host = urlsplit(url).hostname
-        if not host:
+        """Refuse URLs whose host resolves to a non-public address (unless allowed) early,
+        before robots.txt or a rate-limit wait; the connection itself is checked again."""
+        parts = urlsplit(url)
+        if not parts.hostname:
             raise FetchError(f"no host in URL: {url}")
         if self.policy.allow_private:
             return
         try:
-            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
-        except socket.gaierror as exc:
-            raise FetchError(f"cannot resolve {host}: {exc.strerror}") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0].split("%")[0])
-            if not _is_public(address):
-                raise BlockedAddressError(
-                    f"{host} resolves to {address}, a non-public address; refused "
-                    "(pass --allow-private to fetch from private networks)"
-                )
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise FetchError(f"bad port in URL: {url}") from None
+        public_addresses(parts.hostname, port, self._resolve)
 
     def allowed_by_robots(self, url: str) -> bool:
         parts = urlsplit(url)
