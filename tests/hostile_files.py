@@ -101,6 +101,8 @@ def tar_with_links_and_absolute_paths() -> bytes:
         for name, kind, target in (
             ("sym.png", tarfile.SYMTYPE, "/etc/passwd"),
             ("hard.png", tarfile.LNKTYPE, "../../outside.png"),
+            ("device.png", tarfile.CHRTYPE, ""),
+            ("fifo.png", tarfile.FIFOTYPE, ""),
         ):
             info = tarfile.TarInfo(name)
             info.type, info.linkname = kind, target

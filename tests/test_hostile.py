@@ -115,6 +115,7 @@ def test_archive_bombs_traversal_links_and_encryption_are_refused(outcome):
     assert "path traversal" in read["traversal.zip"][1] and "absolute" in read["traversal.zip"][1]
     links = read["links.tar"][1]
     assert "sym.png" in links and "hard.png" in links and "absolute" in links
+    assert "device.png: not a regular file" in links and "fifo.png: not a regular file" in links
     assert "up.png" in read["linked.tar.gz"][1]
     assert "encrypted" in read["encrypted.zip"][1]
     members = {(Path(r["source"]).name, r["member"]) for r in export_rows(outcome) if r["member"]}

@@ -197,6 +197,8 @@ def _member(state: _Reading, entry) -> Iterator[MemoryItem | RefusedMember]:
     reason = _unsafe_name(name)
     if reason is None and (entry.issym or entry.islnk):
         reason = f"link to {entry.linkpath!r} refused"
+    if reason is None and not entry.isreg:  # devices, FIFOs, sockets: nothing to read
+        reason = "not a regular file"
     if reason is None and _is_encrypted(entry):
         reason = "encrypted: lookalike reads no password-protected members"
     if (
