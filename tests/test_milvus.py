@@ -178,3 +178,45 @@ def test_unknown_stores_are_refused(run_cli, picture_folder):
     assert code == 2 and "unknown store" in err
     with pytest.raises(ValueError):
         StoreConfig.parse("milvus://h:1", index_type="BTREE")
+
+
+@pytest.mark.parametrize("metric", ["L2", "COSINE"])
+def test_other_metrics_rank_alike_and_score_as_cosine(
+    run_cli, picture_folder, library_path, tmp_path, metric
+):
+    """The same library on FAISS (inner product) and on Milvus with `metric`: same ids, same
+    scores (L2's squared distances are turned back into cosine similarity)."""
+
+    def results(*options):
+        code, out, err = run_cli(
+            *options, "search", "--json", "-k", "5", "--no-collapse", picture_folder / "pic03.png"
+        )
+        assert code == 0, err
+        return [(h["id"], round(h["score"], 3)) for h in json.loads(out)["results"]]
+
+    run_cli("index", picture_folder)
+    before = results()
+    store = str(tmp_path / f"{metric}.db")
+    code, _, err = run_cli("migrate", "--to", store, "--milvus-metric", metric)
+    assert code == 0, err
+    with Library.open(library_path) as library:
+        assert library.store.metric == metric and metric in library.index.kind
+    after = results()
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert np.allclose([s for _, s in after], [s for _, s in before], atol=0.002)
+
+
+def test_check_and_repair_a_milvus_library(run_cli, picture_folder, library_path, store):
+    run_cli("--store", store, "index", picture_folder)
+    code, out, _ = run_cli("check", "--json")
+    assert code == 0 and json.loads(out)["counts"]["in index"] == 12
+    with Library.open(library_path) as library:
+        library.index.remove(np.array([3, 4]))  # lost by Milvus behind the catalog's back
+        library.index.save()
+        library.close()
+    code, out, _ = run_cli("check", "--json")
+    report = json.loads(out)
+    assert code == 1
+    assert any("2 images marked indexed" in f["message"] for f in report["findings"])
+    code, out, _ = run_cli("check", "--repair", "--json")
+    assert code == 0 and json.loads(out)["counts"]["in index"] == 12

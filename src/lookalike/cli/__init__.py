@@ -52,8 +52,16 @@ from .serve_cmd import serve_cmd
     metavar="JSON",
     help="With a Milvus store: index parameters, e.g. '{\"nlist\": 2048}' or '{\"M\": 16}'.",
 )
+@click.option(
+    "--milvus-metric",
+    type=click.Choice(["IP", "COSINE", "L2"]),
+    help="With a Milvus store: the metric of a new collection [default: IP]. Vectors are unit "
+    "length, so all rank alike; scores are shown as cosine similarity.",
+)
 @click.pass_context
-def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_params) -> None:
+def cli(
+    ctx: click.Context, library_path: str, store, milvus_index, milvus_params, milvus_metric
+) -> None:
     """lookalike: self-hosted reverse image search.
 
     Index folders of images, then find where an image appears (exact and edited copies) and
@@ -71,7 +79,11 @@ def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_param
     """
     try:
         params = json.loads(milvus_params) if milvus_params else None
-        config = StoreConfig.parse(store, index_type=milvus_index, params=params) if store else None
+        config = (
+            StoreConfig.parse(store, index_type=milvus_index, params=params, metric=milvus_metric)
+            if store
+            else None
+        )
     except (ValueError, json.JSONDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--store / --milvus-params") from None
     ctx.obj = {"library": library_path, "store": config}

@@ -156,8 +156,13 @@ def reindex_cmd(obj):
     help="Index type of the new Milvus collection [default: AUTOINDEX].",
 )
 @click.option("--milvus-params", metavar="JSON", help="Its parameters, e.g. '{\"nlist\": 2048}'.")
+@click.option(
+    "--milvus-metric",
+    type=click.Choice(["IP", "COSINE", "L2"]),
+    help="Metric of the new Milvus collection [default: IP].",
+)
 @click.pass_obj
-def migrate_cmd(obj, target, milvus_index, milvus_params):
+def migrate_cmd(obj, target, milvus_index, milvus_params, milvus_metric):
     """Move the library's vectors to another store: an embedded library into Milvus, or back.
 
     Every vector is copied from the catalog (nothing is re-embedded); the library then uses
@@ -170,7 +175,9 @@ def migrate_cmd(obj, target, milvus_index, milvus_params):
 
     try:
         params = json.loads(milvus_params) if milvus_params else None
-        config = StoreConfig.parse(target, index_type=milvus_index, params=params)
+        config = StoreConfig.parse(
+            target, index_type=milvus_index, params=params, metric=milvus_metric
+        )
     except (ValueError, json.JSONDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--to") from None
     with Library.open(Path(obj["library"]), write=True) as library:

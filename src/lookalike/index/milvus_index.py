@@ -23,6 +23,9 @@ import numpy as np
 from .base import StoreError, VectorIndex
 
 INDEX_TYPES = ("AUTOINDEX", "IVF_FLAT", "HNSW", "FLAT")
+# Vectors are unit length, so all three rank alike; scores are reported as cosine similarity
+# whichever Milvus computes (L2 gives the squared distance, 2 - 2 cos).
+METRICS = ("IP", "COSINE", "L2")
 DEFAULT_PARAMS = {"IVF_FLAT": {"nlist": 1024}, "HNSW": {"M": 16, "efConstruction": 200}}
 SEARCH_PARAMS = {"IVF_FLAT": {"nprobe": 32}, "HNSW": {"ef": 128}}
 BATCH = 2000  # rows per insert: keeps each request well under Milvus's message limits
@@ -55,11 +58,15 @@ class MilvusIndex(VectorIndex):
         *,
         index_type: str = "AUTOINDEX",
         params: dict | None = None,
+        metric: str = "IP",
     ):
         from pymilvus import MilvusClient
 
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}")
+        if metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}")
+        self.metric = metric
         self.store = store
         self.collection = collection
         self._dim = dim
@@ -97,7 +104,10 @@ class MilvusIndex(VectorIndex):
         schema.add_field("height", DataType.INT32)
         index = self.client.prepare_index_params()
         index.add_index(
-            field_name="vector", index_type=self.index_type, metric_type="IP", params=self.params
+            field_name="vector",
+            index_type=self.index_type,
+            metric_type=self.metric,
+            params=self.params,
         )
         self.client.create_collection(self.collection, schema=schema, index_params=index)
 
@@ -105,7 +115,9 @@ class MilvusIndex(VectorIndex):
 
     @property
     def kind(self) -> str:
-        return f"milvus {self.index_type} ({self.store}, collection {self.collection})"
+        return (
+            f"milvus {self.index_type} {self.metric} ({self.store}, collection {self.collection})"
+        )
 
     @property
     def dim(self) -> int:
@@ -153,7 +165,10 @@ class MilvusIndex(VectorIndex):
             data=np.asarray(queries, dtype=np.float32).tolist(),
             limit=k,
             filter=expression,
-            search_params={"metric_type": "IP", "params": SEARCH_PARAMS.get(self.index_type, {})},
+            search_params={
+                "metric_type": self.metric,
+                "params": SEARCH_PARAMS.get(self.index_type, {}),
+            },
         )
         n = len(results)
         scores = np.zeros((n, k), np.float32)
@@ -162,6 +177,8 @@ class MilvusIndex(VectorIndex):
             for col, hit in enumerate(hits[:k]):
                 ids[row, col] = hit["id"]
                 scores[row, col] = hit["distance"]
+        if self.metric == "L2":
+            scores = np.where(ids >= 0, 1.0 - scores / 2.0, 0.0).astype(np.float32)
         return scores, ids
 
     def ids(self) -> np.ndarray:

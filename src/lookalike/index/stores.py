@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 
 from .base import VectorIndex
-from .milvus_index import INDEX_TYPES, MilvusIndex, is_milvus_uri
+from .milvus_index import INDEX_TYPES, METRICS, MilvusIndex, is_milvus_uri
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,17 @@ class StoreConfig:
     collection: str | None = None
     index_type: str = "AUTOINDEX"
     params: dict | None = None
+    metric: str = "IP"
 
     @classmethod
-    def parse(cls, store: str | None, *, index_type: str | None = None, params: dict | None = None):
+    def parse(
+        cls,
+        store: str | None,
+        *,
+        index_type: str | None = None,
+        params: dict | None = None,
+        metric: str | None = None,
+    ):
         """From a --store value: "faiss", or a Milvus URI / Milvus Lite file."""
         if store in (None, "", "faiss"):
             return cls("faiss")
@@ -45,12 +53,15 @@ class StoreConfig:
             )
         if index_type and index_type not in INDEX_TYPES:
             raise ValueError(f"index type must be one of {', '.join(INDEX_TYPES)}")
+        if metric and metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}")
         return cls(
             "milvus",
             store,
             f"lookalike_{uuid.uuid4().hex[:12]}",
             index_type or "AUTOINDEX",
             params,
+            metric or "IP",
         )
 
     @classmethod
@@ -68,12 +79,19 @@ class StoreConfig:
         return (self.kind, self.uri) == (other.kind, other.uri)
 
     def describe(self) -> str:
-        return "faiss" if self.kind == "faiss" else f"milvus {self.uri} ({self.index_type})"
+        if self.kind == "faiss":
+            return "faiss"
+        return f"milvus {self.uri} ({self.index_type}, {self.metric})"
 
 
 def open_milvus(config: StoreConfig, dim: int) -> MilvusIndex:
     return MilvusIndex(
-        config.uri, config.collection, dim, index_type=config.index_type, params=config.params
+        config.uri,
+        config.collection,
+        dim,
+        index_type=config.index_type,
+        params=config.params,
+        metric=config.metric,
     )
 
 
