@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .base import VectorIndex
 from .milvus_index import INDEX_TYPES, METRICS, MilvusIndex, is_milvus_uri
@@ -70,7 +70,8 @@ class StoreConfig:
         if raw is None:
             return cls("faiss")
         data = json.loads(raw)
-        return cls(**data)
+        known = {f.name for f in fields(cls)}  # settings a newer lookalike added are left out
+        return cls(**{k: v for k, v in data.items() if k in known})
 
     def to_meta(self, catalog) -> None:
         catalog.set_meta("store", json.dumps(self.__dict__))
