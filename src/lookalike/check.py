@@ -160,26 +160,23 @@ def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
     if total and not dim:
         report.error("vectors", "vectors are stored but the library records no dimension", False)
         return 0
-    bad_size = conn.execute(
-        "SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (dim * width,)
-    ).fetchone()[0]
-    if bad_size:
-        report.error("vectors", f"{bad_size} vectors are not {dim}-dimensional")
-    bad_values = len(_unsound_vector_ids(catalog, dim))
-    if bad_values:
-        report.error("vectors", f"{bad_values} vectors are not finite unit vectors")
-    without = conn.execute(
-        "SELECT COUNT(*) FROM images i WHERE i.status IN ('embedded', 'indexed')"
-        " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.image_id = i.id)"
-    ).fetchone()[0]
-    if without:
-        report.error("vectors", f"{without} images marked embedded or indexed have no vector")
-    stray = conn.execute(
-        "SELECT COUNT(*) FROM vectors v JOIN images i ON i.id = v.image_id"
-        " WHERE i.status NOT IN ('embedded', 'indexed')"
-    ).fetchone()[0]
-    if stray:
-        report.error("vectors", f"{stray} vectors belong to images marked decoded or failed")
+    counted = [  # (query counting offending rows, its parameters, what they mean)
+        ("SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (dim * width,),
+         f"vectors are not {dim}-dimensional"),
+        ("SELECT COUNT(*) FROM images i WHERE i.status IN ('embedded', 'indexed')"
+         " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.image_id = i.id)", (),
+         "images marked embedded or indexed have no vector"),
+        ("SELECT COUNT(*) FROM vectors v JOIN images i ON i.id = v.image_id"
+         " WHERE i.status NOT IN ('embedded', 'indexed')", (),
+         "vectors belong to images marked decoded or failed"),
+    ]  # fmt: skip
+    for query, params, meaning in counted:
+        n = conn.execute(query, params).fetchone()[0]
+        if n:
+            report.error("vectors", f"{n} {meaning}")
+    unsound = len(_unsound_vector_ids(catalog, dim))
+    if unsound:
+        report.error("vectors", f"{unsound} vectors are not finite unit vectors")
     return dim
 
 
