@@ -154,3 +154,20 @@ def test_left_over_temporary_index_is_removed(run_cli, indexed):
     assert code == 0 and "interrupted save" in messages(report)
     code, report = check(run_cli, "--repair")
     assert not (indexed / "index.faiss.tmp").exists() and report["findings"] == []
+
+
+def test_a_library_whose_creation_was_interrupted_passes_with_a_warning(run_cli, library_path):
+    """Found by the kill trials: killed after the catalog file appeared, before its schema."""
+    library_path.mkdir()
+    sqlite3.connect(library_path / "catalog.sqlite3").close()  # an empty SQLite file
+    code, report = check(run_cli)
+    assert code == 0 and "creation was interrupted" in messages(report)
+
+
+def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
+    sql(indexed, "DROP TABLE pending_deletes")
+    sql(indexed, "PRAGMA user_version = 3")
+    code, report = check(run_cli)
+    assert code == 0 and "schema v3" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["findings"] == [] and report["counts"]["in index"] == 12

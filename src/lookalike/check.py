@@ -112,7 +112,8 @@ def _check(root: Path, report: CheckReport, *, files: bool) -> None:
         report.error("catalog", f"cannot open the catalog: {exc}{RECOVER_HINT}", repairable=False)
         return
     try:
-        _check_catalog(catalog, report)
+        if not _check_catalog(catalog, report):
+            return
         if any(not f.repairable for f in report.errors):
             return  # nothing read from a damaged catalog can be trusted
         dim = _check_vectors(catalog, report)
@@ -131,17 +132,29 @@ RECOVER_HINT = (
 )
 
 
-def _check_catalog(catalog: Catalog, report: CheckReport) -> None:
+def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
+    """Check the SQLite file itself; False when there is nothing further to check."""
     conn = catalog.conn
     problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
     if problems != ["ok"]:
         report.error("catalog", f"SQLite integrity: {'; '.join(problems[:5])}{RECOVER_HINT}", False)
-        return
+        return False
     version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:  # found by the kill trials: a kill while the library was being created
+        report.warning(
+            "catalog",
+            "the catalog is empty: the library's creation was interrupted before anything was "
+            "indexed; the next `lookalike index` sets it up",
+        )
+        return False
     if version < SCHEMA_VERSION:
         report.warning(
-            "catalog", f"schema v{version}; the next write upgrades it to v{SCHEMA_VERSION}"
+            "catalog",
+            f"schema v{version}, from an older lookalike: checked no further; any write "
+            f"(`lookalike check --repair`, `lookalike index`) upgrades it to v{SCHEMA_VERSION}",
+            True,
         )
+        return False
     dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
     if dangling:
         tables = sorted({row[0] for row in dangling})
@@ -149,6 +162,7 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> None:
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
     report.counts.update({f"images {s}": n for s, n in sorted(counts.items())})
     report.counts["places"] = catalog.count_places()
+    return True
 
 
 def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
