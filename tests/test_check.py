@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -171,3 +173,31 @@ def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
     assert code == 0 and "schema v3" in messages(report)
     code, report = check(run_cli, "--repair")
     assert code == 0 and report["findings"] == [] and report["counts"]["in index"] == 12
+
+
+def test_a_hot_journal_left_by_a_kill_is_recovered_not_reported_as_damage(library_path):
+    """Found by the kill trials: a kill while the catalog was being created can leave a hot
+    rollback journal, which a read-only connection cannot roll back ("attempt to write a
+    readonly database"). check opens the catalog as a writer (it holds the lock) and recovers."""
+    library_path.mkdir()
+    writer = (
+        "import sqlite3, time\n"
+        "c = sqlite3.connect('catalog.sqlite3', isolation_level=None)\n"
+        "c.execute('PRAGMA cache_size = 10')\n"  # spill pages to the file mid-transaction
+        "c.execute('BEGIN'); c.execute('CREATE TABLE t (x)')\n"
+        "for _ in range(2000): c.execute('INSERT INTO t VALUES (?)', (b'x' * 1000,))\n"
+        "print('ready', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", writer], cwd=library_path, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ready"
+    proc.kill()
+    proc.wait()
+    assert (library_path / "catalog.sqlite3-journal").stat().st_size > 0
+    done = subprocess.run(
+        [sys.executable, "-m", "lookalike", "-L", str(library_path), "check"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "creation was interrupted" in done.stderr

@@ -107,7 +107,9 @@ def check_library(root: Path, *, repair: bool = False, files: bool = True) -> Ch
 
 def _check(root: Path, report: CheckReport, *, files: bool) -> None:
     try:
-        catalog = Catalog(root / CATALOG_FILE, readonly=True)
+        # writable (we hold the lock): a kill can leave a WAL that only a writer may recover
+        # (found by the kill trials); upgrade=False: no schema change without --repair
+        catalog = Catalog(root / CATALOG_FILE, upgrade=False)
     except sqlite3.DatabaseError as exc:
         report.error("catalog", f"cannot open the catalog: {exc}{RECOVER_HINT}", repairable=False)
         return

@@ -31,9 +31,13 @@ VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per d
 
 
 class Catalog(CatalogQueries):
-    def __init__(self, path: Path, *, readonly: bool = False, any_thread: bool = False):
+    def __init__(
+        self, path: Path, *, readonly: bool = False, any_thread: bool = False, upgrade: bool = True
+    ):
         """`any_thread`: the connection may be used from several threads, one at a time (the
-        caller serialises); by default it stays in the thread that opened it."""
+        caller serialises); by default it stays in the thread that opened it. `upgrade=False`:
+        a writable connection that leaves an older schema as it is (`lookalike check`, which
+        must be able to recover a WAL after a crash, something a read-only one cannot do)."""
         self.path = Path(path)
         self.readonly = readonly
         options = {"isolation_level": None, "timeout": 30, "check_same_thread": not any_thread}
@@ -43,7 +47,8 @@ class Catalog(CatalogQueries):
             self.conn = sqlite3.connect(self.path, **options)
             self.conn.execute("PRAGMA journal_mode = WAL")
             self.conn.execute("PRAGMA synchronous = NORMAL")  # durable at checkpoints; safe in WAL
-            migrate(self.conn)
+            if upgrade:
+                migrate(self.conn)
         self.conn.execute("PRAGMA foreign_keys = ON")
         self.conn.execute("PRAGMA busy_timeout = 30000")
 
