@@ -23,9 +23,10 @@ from multiprocessing import get_context
 import numpy as np
 
 from .catalog.records import Place
-from .decode import DecodeError, decode_image
+from .decode import DecodeError, decode_image, to_rgb
 from .embed.base import Preprocessor
 from .sources.base import SourceError, SourceItem
+from .tiles import Box, find_tiles, tile_sha256
 
 TASKS_IN_FLIGHT_PER_WORKER = 4
 
@@ -45,6 +46,8 @@ class DecodeOutcome:
     frames: int | None = None
     pixel_hash: str | None = None
     error: str | None = None
+    # with --tiles, the sprites of a sheet: (box, identity, model input) each
+    tiles: tuple[tuple[Box, str, np.ndarray], ...] = ()
 
 
 class DecodePool:
@@ -57,9 +60,10 @@ class DecodePool:
         preprocess: Preprocessor,
         max_pixels: int,
         retry_failed: bool,
+        tiles: bool = False,
     ):
         self.workers = workers
-        self._initargs = (catalog_path, preprocess, max_pixels, retry_failed, os.getpid())
+        self._initargs = (catalog_path, preprocess, max_pixels, retry_failed, tiles, os.getpid())
 
     def run(
         self,
@@ -106,7 +110,12 @@ _worker: dict = {}
 
 
 def _worker_init(
-    catalog_path: str, preprocess: Preprocessor, max_pixels: int, retry: bool, parent: int
+    catalog_path: str,
+    preprocess: Preprocessor,
+    max_pixels: int,
+    retry: bool,
+    tiles: bool,
+    parent: int,
 ):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides how to stop
     # Decoding gets the CPU only when the model (main process) does not need it: the batches
@@ -115,7 +124,9 @@ def _worker_init(
     _keep_freed_memory()
     _exit_with_parent(parent)
     conn = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=30)
-    _worker.update(conn=conn, preprocess=preprocess, max_pixels=max_pixels, retry=retry)
+    _worker.update(
+        conn=conn, preprocess=preprocess, max_pixels=max_pixels, retry=retry, tiles=tiles
+    )
 
 
 def _exit_with_parent(parent: int, poll_seconds: float = 0.5) -> None:
@@ -158,11 +169,18 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
     if row and (row[0] in ("embedded", "indexed") or (row[0] == "failed" and not _worker["retry"])):
         return DecodeOutcome(**where, sha256=sha, byte_size=len(data), known=True)
     preprocess = _worker["preprocess"]
+    tiles: tuple = ()
     try:
-        decoded = decode_image(
-            data, max_pixels=_worker["max_pixels"], min_size=getattr(preprocess, "size", None)
-        )
-        pixels = preprocess(decoded.image)
+        if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
+            decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
+            crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
+            tiles = tuple((box, tile_sha256(crop), preprocess(to_rgb(crop))) for box, crop in crops)
+            pixels = preprocess(to_rgb(decoded.image))
+        else:
+            decoded = decode_image(
+                data, max_pixels=_worker["max_pixels"], min_size=getattr(preprocess, "size", None)
+            )
+            pixels = preprocess(decoded.image)
     except DecodeError as exc:
         return DecodeOutcome(**where, sha256=sha, byte_size=len(data), error=f"decode: {exc}")
     return DecodeOutcome(
@@ -175,4 +193,5 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         format=decoded.format,
         frames=decoded.frames,
         pixel_hash=decoded.pixel_hash,
+        tiles=tiles,
     )

@@ -19,6 +19,7 @@ the library) finishes it. Ctrl-C stops cleanly: it commits, saves the index, the
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -52,6 +53,7 @@ class IndexReport:
     known: int = 0  # new places whose bytes the library already had
     failed: int = 0  # unreadable or undecodable (recorded in the catalog)
     removed: int = 0  # images dropped: their files changed or vanished
+    tiles: int = 0  # sprites found in sheets (with --tiles), each its own catalog image
     interrupted: bool = False
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (place, message), first few
@@ -76,8 +78,10 @@ class Indexer:
         save_every: float = SAVE_EVERY_SECONDS,
         progress: bool | None = None,
         archive_limits: ArchiveLimits | None = None,
+        tiles: bool = False,
     ):
         self.library = library
+        self.tiles = tiles  # also index the sprites of sprite sheets (tiles.py)
         self.catalog = library.catalog
         self.workers = workers or os.cpu_count() or 1
         self.batch_size = batch_size
@@ -125,6 +129,7 @@ class Indexer:
                     embedder.preprocessor(),
                     self.max_pixels,
                     self.retry_failed,
+                    self.tiles,
                 )
 
                 def on_outcome(outcome: DecodeOutcome) -> None:
@@ -264,8 +269,32 @@ class Indexer:
             self._batch_pixels.append(outcome.pixels)
             self.report.added += 1
         self.catalog.put_place(image_id, outcome.place, outcome.size, outcome.mtime_ns)
+        if outcome.tiles:
+            self._record_tiles(outcome)
         if len(self._batch_ids) >= self.batch_size:
             self._flush()
+
+    def _record_tiles(self, outcome: DecodeOutcome) -> None:
+        """One image per sprite of a sheet, placed at the sheet's place plus its box. The
+        sprites a changed sheet no longer has lose their places here, and their images go
+        with the other orphans at the end of the run."""
+        place = outcome.place
+        self.catalog.delete_tile_places(place.source, place.member)
+        for box, sha, pixels in outcome.tiles:
+            existing = self.catalog.image_by_sha(sha)
+            if existing and (
+                existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
+            ):
+                tile_id = existing[0]
+            else:
+                tile_id = self.catalog.put_image(
+                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile"
+                )
+                self._batch_ids.append(tile_id)
+                self._batch_pixels.append(pixels)
+            tile_place = dataclasses.replace(place, member=box.as_member(place.member))
+            self.catalog.put_place(tile_id, tile_place, outcome.size, outcome.mtime_ns)
+        self.report.tiles += len(outcome.tiles)
 
     def _note_error(self, place: Place, message: str) -> None:
         self.report.failed += 1

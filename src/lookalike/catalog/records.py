@@ -25,7 +25,10 @@ class Place:
 
     @property
     def display(self) -> str:
-        return f"{self.source}!{self.member}" if self.member else self.source
+        if not self.member:
+            return self.source
+        # a sprite of a loose sheet: "sheet.png#tile=x,y,w,h" (see tiles.py)
+        return self.source + ("" if self.member.startswith("#") else "!") + self.member
 
 
 @dataclass(frozen=True)

@@ -200,6 +200,14 @@ class Catalog(CatalogQueries):
             "DELETE FROM pending_deletes WHERE image_id = ?", [(int(i),) for i in ids]
         )
 
+    def delete_tile_places(self, source: str, member: str) -> None:
+        """Forget the sprite places of the sheet at (source, member) (see tiles.py)."""
+        prefix = member + "#tile="
+        self.conn.execute(
+            "DELETE FROM places WHERE source = ? AND substr(member, 1, ?) = ?",
+            (source, len(prefix), prefix),
+        )
+
     def delete_places(self, place_ids: Iterable[int]) -> None:
         self.conn.executemany("DELETE FROM places WHERE id = ?", [(int(i),) for i in place_ids])
 

@@ -58,6 +58,12 @@ from ..sources.urls import read_url_list
     show_default=True,
     help="Downloads at a time.",
 )
+@click.option(
+    "--tiles",
+    is_flag=True,
+    help="Also index each sprite of sprite sheets and tilesets, so that one sprite finds the "
+    "sheet it came from (pictures decoded in this run; costs one embedding per sprite).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
 @click.option(
     "--save-every", type=click.FloatRange(min=0), default=300.0, hidden=True,
@@ -66,7 +72,7 @@ from ..sources.urls import read_url_list
 @click.pass_obj
 def index_cmd(
     obj, targets, url_file, prune, retry_failed, workers, batch_size, max_pixels, model,
-    allow_private, concurrency, quiet, save_every,
+    allow_private, concurrency, tiles, quiet, save_every,
 ):  # fmt: skip
     """Add images to the library from TARGETS: folders (recursively), files, archives (zip,
     rar, 7z, tar), and http(s) URLs of images or archives.
@@ -98,6 +104,7 @@ def index_cmd(
             batch_size=batch_size,
             max_pixels=max_pixels,
             save_every=save_every,
+            tiles=tiles,
             progress=False if quiet else None,
         )
         if not quiet:
@@ -108,12 +115,13 @@ def index_cmd(
 
 
 def print_report(report: IndexReport, library: Library) -> None:
-    rate = report.processed / report.seconds if report.seconds else 0.0
+    rate = (report.processed + report.tiles) / report.seconds if report.seconds else 0.0
     archives = f" ({report.archives} archives opened)" if report.archives else ""
     click.echo(
         f"{'interrupted: ' if report.interrupted else ''}"
         f"{report.found} images found{archives}: {report.added} added, {report.known} already known, "
-        f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed "
+        f"{report.unchanged} unchanged, {report.failed} failed, {report.removed} removed"
+        f"{f', {report.tiles} sprites from sheets' if report.tiles else ''} "
         f"in {report.seconds:.1f}s ({rate:.0f} images/s)",
         err=True,
     )

@@ -8,10 +8,14 @@ the same bytes (checked by sha256) wins; nothing is fetched from the network her
 from __future__ import annotations
 
 import hashlib
+import io
+from dataclasses import replace
 from pathlib import Path
 
 from ..catalog.records import ImageRecord, Place
 from ..catalog.web import DownloadLog
+from ..decode import DecodeError, decode_image
+from ..tiles import Box, split_member, tile_sha256
 from .archives import ArchiveError, MemoryItem, read_archive
 from .base import DEFAULT_MAX_FILE_BYTES
 from .http import is_url
@@ -22,17 +26,32 @@ class ImageGone(LookupError):
 
 
 def read_image_bytes(record: ImageRecord, downloads: DownloadLog, downloads_dir: Path) -> bytes:
+    """The image's bytes; for a sprite of a sheet (tiles.py), its crop of the sheet, as PNG."""
     problems = []
     for place in record.places:
+        member, box = split_member(place.member)
         try:
-            data = _read_place(place, downloads, downloads_dir)
-        except (OSError, ArchiveError, LookupError) as exc:
+            data = _read_place(replace(place, member=member), downloads, downloads_dir)
+            if box is not None:
+                data = _sprite_png(data, box, record.sha256)
+        except (OSError, ArchiveError, LookupError, DecodeError) as exc:
             problems.append(f"{place.display}: {exc}")
             continue
-        if data is not None and hashlib.sha256(data).hexdigest() == record.sha256:
+        if data is not None and (
+            box is not None or hashlib.sha256(data).hexdigest() == record.sha256
+        ):
             return data
         problems.append(f"{place.display}: changed since it was indexed")
     raise ImageGone("; ".join(problems) or "no place recorded")
+
+
+def _sprite_png(sheet: bytes, box: Box, sha256: str) -> bytes:
+    crop = box.crop(decode_image(sheet, keep_alpha=True).image)
+    if tile_sha256(crop) != sha256:
+        raise LookupError("the sheet changed since it was indexed")
+    out = io.BytesIO()
+    crop.save(out, format="PNG")
+    return out.getvalue()
 
 
 def _read_place(place: Place, downloads: DownloadLog, downloads_dir: Path) -> bytes | None:
