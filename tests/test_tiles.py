@@ -148,3 +148,19 @@ def test_without_tiles_sheets_are_indexed_whole(run_cli, sheets, library_path):
     assert code == 0 and "sprites" not in err
     with Library.open(library_path) as library:
         assert library.catalog.status_counts() == {"indexed": 3}
+
+
+def test_trim_makes_a_cut_frame_match_its_sprite_exactly(run_cli, sheets, tmp_path):
+    run_cli("index", "--tiles", sheets)
+    query = tmp_path / "frame.png"
+    query.write_bytes(cut(14))
+
+    def top(*options):
+        code, out, _ = run_cli("search", "--json", "-k", "1", *options, query)
+        assert code == 0
+        return json.loads(out)["results"][0]
+
+    as_cut, trimmed = top(), top("--trim")
+    assert trimmed["source"].endswith("hero.png") and trimmed["score"] > 0.99
+    assert trimmed["tier"] in ("exact", "copy")
+    assert as_cut["score"] < trimmed["score"] - 0.05  # the margin is what held it back

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .catalog.records import ImageRecord
-from .decode import DecodeError, decode_image
+from .decode import DecodeError, decode_image, to_rgb
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
 from .sources.base import SourceError
@@ -85,8 +85,11 @@ class QueryVector:
 
 
 class Searcher:
-    def __init__(self, library: Library):
+    def __init__(self, library: Library, *, trim: bool = False):
         self.library = library
+        # Picture queries lose their transparent margins: a sprite cut from a sheet with its
+        # whole frame then matches the sprite as `index --tiles` cropped it (tiles.py).
+        self.trim = trim
 
     # -- queries -> vectors ---------------------------------------------------------------------
 
@@ -125,10 +128,13 @@ class Searcher:
         embedder = self.library.embedder
         size = getattr(embedder.preprocessor(), "size", None)
         try:
-            decoded = decode_image(data, min_size=size)
+            decoded = decode_image(data, min_size=size, keep_alpha=self.trim)
         except DecodeError as exc:
             raise QueryError(f"cannot read the query image: {exc}") from None
-        vector = embedder.embed_images([decoded.image])[0]
+        picture = decoded.image
+        if picture.mode == "RGBA":  # only with trim
+            picture = to_rgb(picture.crop(picture.getchannel("A").getbbox() or (0, 0, 1, 1)))
+        vector = embedder.embed_images([picture])[0]
         vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
         sha = hashlib.sha256(data).hexdigest()
         return QueryVector(vector, None, sha, decoded.pixel_hash, decoded.image)

@@ -29,8 +29,14 @@ from ..search import QueryResult, Searcher, hit_to_dict
     help="Check the best hits with local features + RANSAC: verified copies come first, "
     "with the matched region and how much of the image it covers.",
 )
+@click.option(
+    "--trim",
+    is_flag=True,
+    help="Cut the query pictures' transparent margins first: for a sprite cut with its frame "
+    "from a sheet indexed with `index --tiles`.",
+)
 @click.pass_obj
-def search_cmd(obj, queries, k, as_json, no_collapse, verify):
+def search_cmd(obj, queries, k, as_json, no_collapse, verify, trim):
     """Find the images most like each QUERY.
 
     A QUERY is an image file, an http(s) URL of an image, or id:N for an image already in the
@@ -47,7 +53,7 @@ def search_cmd(obj, queries, k, as_json, no_collapse, verify):
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
     with Library.open(Path(obj["library"]), store=obj["store"]) as library:
-        results = Searcher(library).search(
+        results = Searcher(library, trim=trim).search(
             list(queries), k, collapse=not no_collapse, verify=verify
         )
     for result in results:
