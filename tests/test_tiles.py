@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -164,3 +165,24 @@ def test_trim_makes_a_cut_frame_match_its_sprite_exactly(run_cli, sheets, tmp_pa
     assert trimmed["source"].endswith("hero.png") and trimmed["score"] > 0.99
     assert trimmed["tier"] in ("exact", "copy")
     assert as_cut["score"] < trimmed["score"] - 0.05  # the margin is what held it back
+
+
+def test_eval_sprites_measures_cut_sprites_against_their_sheets(run_cli, tmp_path):
+    dataset = tmp_path / "sheets"
+    dataset.mkdir()
+    layouts = {"a.png": [[31, 32, 33]], "b.png": [[34, 35], [36, 37]], "c.png": [[38, 39]]}
+    for name, seeds in layouts.items():
+        sheet(seeds).save(dataset / name)
+    noise = np.random.default_rng(0).integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(dataset / "photo.png")  # no solid background: not a sheet
+    (dataset / "groundtruth.csv").write_text(
+        "path,group,category,role\n" + "".join(f"{n},g,c,\n" for n in [*layouts, "photo.png"])
+    )
+    code, out, err = run_cli("eval", "--sprites", "--json", dataset)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["sheets"] == 3 and report["queries"] == 8  # 3 + 3 + 2 sprites cut
+    assert report["images"] == {"whole": 3, "tiled": 3 + 9}
+    runs = {(r["tiles"], r["trim"]): r for r in report["runs"]}
+    assert runs[(True, True)]["recall_at_1"] == 1.0  # trimmed, a cut sprite is its sprite
+    assert runs[(False, False)]["recall_at_10"] == 1.0  # three sheets: all are in the ten

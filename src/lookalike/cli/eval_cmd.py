@@ -29,6 +29,17 @@ import click
     "--seed", type=int, default=0, show_default=True, help="With --copies: the copies' seed."
 )
 @click.option("--verify", is_flag=True, help="With --copies: check the top hits geometrically.")
+@click.option(
+    "--sprites",
+    is_flag=True,
+    help="Measure whether sprites cut from sheets find their sheet, with and without --tiles.",
+)
+@click.option(
+    "--cell",
+    type=click.IntRange(4),
+    help="With --sprites: cut whole grid cells of this size (e.g. 64 for LPC sheets) rather "
+    "than the sprite plus a random margin.",
+)
 @click.option("--model", default=None, help="Embedding model [default: effnet-lite0].")
 @click.option(
     "--keep-library",
@@ -36,7 +47,9 @@ import click
     help="Build the evaluation library here and keep it (default: a temporary one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def eval_cmd(dataset, by, copies, sample, seed, verify, model, keep_library, as_json):
+def eval_cmd(
+    dataset, by, copies, sample, seed, verify, sprites, cell, model, keep_library, as_json
+):
     """Measure search quality on DATASET: a folder with a groundtruth.csv (columns path,
     group, category, role), as in ../shared/bench-data.
 
@@ -49,10 +62,23 @@ def eval_cmd(dataset, by, copies, sample, seed, verify, model, keep_library, as_
     greyscale, flips, rotations, text, borders and combinations; searches each copy against
     the whole set; reports recall@1/@10 per transform, the scores that separate copies from
     other images, and the precision of the exact/copy match tiers.
+    Sprites (--sprites): cuts sprites out of up to --sample sheets (3 each) and searches for
+    their sheet, in a library of the sheets indexed whole and one indexed with --tiles, each
+    query as cut and with --trim; reports recall@1/@10 of the sheet.
     """
     from ..evaluation.copies import evaluate_copies
     from ..evaluation.retrieval import evaluate_retrieval
 
+    if sprites:
+        from ..evaluation.sprites import evaluate_sprites
+
+        report = evaluate_sprites(dataset, sheets=sample, cell=cell, seed=seed, model=model,
+                                  progress=None if not as_json else False)  # fmt: skip
+        if as_json:
+            click.echo(json.dumps(report.as_dict(), indent=2))
+        else:
+            _print_sprites(report)
+        return 0
     if copies:
         report = evaluate_copies(dataset, sample=sample, seed=seed, library_root=keep_library,
                                  model=model, progress=None if not as_json else False,
@@ -102,3 +128,14 @@ def _print_copies(r) -> None:
     click.echo(f"  tiers{' (verified)' if r.verify else ''}: {r.tiers}")
     click.echo(f"  time per query: {r.query_ms} ms")
     click.echo(f"  ({r.seconds:.0f} s)")
+
+
+def _print_sprites(r) -> None:
+    click.echo(f"{r.dataset}: {r.queries} sprites cut ({r.cut}) from {r.sheets} sheets, {r.model}")
+    for run in r.runs:
+        library = f"{'with --tiles' if run.tiles else 'sheets whole'} ({r.images['tiled' if run.tiles else 'whole']:,} images)"
+        click.echo(
+            f"  {library:34s} {'--trim' if run.trim else 'as cut':6s}  recall@1 "
+            f"{run.recall_at_1:.3f}   recall@10 {run.recall_at_10:.3f}   "
+            f"query p50 {run.query_ms_p50:.1f} ms"
+        )
