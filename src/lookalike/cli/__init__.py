@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from .. import __version__
+from ..embed.base import ModelUnavailableError, TextNotSupportedError
 from ..index.base import StoreError
 from ..index.stores import StoreConfig
 from ..library import LibraryError
@@ -15,6 +17,7 @@ from .catalog_cmds import export_cmd, stats_cmd
 from .crawl_cmds import crawl_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, migrate_cmd, reindex_cmd
+from .models_cmd import models_cmd
 from .search_cmd import search_cmd
 from .serve_cmd import serve_cmd
 
@@ -50,8 +53,19 @@ from .serve_cmd import serve_cmd
     metavar="JSON",
     help="With a Milvus store: index parameters, e.g. '{\"nlist\": 2048}' or '{\"M\": 16}'.",
 )
+@click.option(
+    "--weights",
+    "-W",
+    envvar="LOOKALIKE_WEIGHTS",
+    type=click.Path(exists=True, path_type=Path),
+    help="The model's weights file (or a folder holding it), for models not shipped with "
+    "lookalike when they are not in the library's models/ cache and cannot be downloaded. "
+    "Also set by $LOOKALIKE_WEIGHTS. See `lookalike models`.",
+)
 @click.pass_context
-def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_params) -> None:
+def cli(
+    ctx: click.Context, library_path: str, store, milvus_index, milvus_params, weights
+) -> None:
     """lookalike: self-hosted reverse image search.
 
     Index folders of images, then find where an image appears (exact and edited copies) and
@@ -66,13 +80,15 @@ def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_param
       lookalike crawl opengameart --query dragon --max-pages 2
       lookalike serve                          # web page + REST API on :8000
       lookalike stats                          # what the library holds
+      lookalike models                         # the embedding models, and their weights
+      lookalike search --text "red dragon"     # by text, on a library built with CLIP
     """
     try:
         params = json.loads(milvus_params) if milvus_params else None
         config = StoreConfig.parse(store, index_type=milvus_index, params=params) if store else None
     except (ValueError, json.JSONDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--store / --milvus-params") from None
-    ctx.obj = {"library": library_path, "store": config}
+    ctx.obj = {"library": library_path, "store": config, "weights": weights}
 
 
 cli.add_command(index_cmd)
@@ -84,6 +100,7 @@ cli.add_command(crawl_cmd)
 cli.add_command(serve_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(migrate_cmd)
+cli.add_command(models_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (LibraryError, StoreError) as exc:
+    except (LibraryError, StoreError, ModelUnavailableError, TextNotSupportedError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
     except KeyboardInterrupt:

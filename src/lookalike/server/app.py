@@ -20,11 +20,11 @@ STATIC = Path(__file__).parent / "static"
 
 
 def create_app(
-    library_root: Path, settings: ServerSettings | None = None, *, store=None
+    library_root: Path, settings: ServerSettings | None = None, *, store=None, weights=None
 ) -> FastAPI:
     settings = settings or ServerSettings.from_env()
     service = LibraryService(
-        library_root, allow_private_urls=settings.allow_private_urls, store=store
+        library_root, allow_private_urls=settings.allow_private_urls, store=store, weights=weights
     )
 
     @asynccontextmanager
@@ -63,7 +63,12 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
-        return {"status": "ok", "images": len(service.index), "model": service.embedder.model_id}
+        return {
+            "status": "ok",
+            "images": len(service.index),
+            "model": service.embedder.model_id,
+            "text": service.embedder.supports_text,  # the page shows its text box
+        }
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

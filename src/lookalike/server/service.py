@@ -113,9 +113,10 @@ class LibraryService:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         save_every: float = 30.0,
         store=None,
+        weights: Path | None = None,
     ):
         self.root = Path(root)
-        with Library.open(self.root, store=store) as library:  # LibraryError if there is none
+        with Library.open(self.root, store=store, weights=weights) as library:  # LibraryError if there is none
             self.model_name = library.model_name
             self.embedder = library.embedder
             self.index = LockedIndex(library.detach_index())
