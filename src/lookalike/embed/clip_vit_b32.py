@@ -5,7 +5,8 @@ Loading is open_clip's own (`create_model("ViT-B-32", pretrained=FILE)`, QuickGE
 OpenAI weights were trained with), which reads safetensors, state dicts and OpenAI's original
 TorchScript `ViT-B-32.pt`. Downloads come from the Hugging Face copy of the OpenAI weights,
 `timm/vit_base_patch32_clip_224.openai` (open_clip's own source for the `openai` tag), as one
-plain file in the library's model cache.
+plain file in the library's model cache, fetched by the same downloader as the torchvision
+weights (huggingface_hub's would retry a dead network for half a minute before giving up).
 
 Preprocessing is open_clip's evaluation transform for these weights: shorter side to 224
 (bicubic), centre crop 224, CLIP's mean and std. Text goes through open_clip's BPE tokenizer
@@ -23,6 +24,7 @@ from .base import Embedder, ModelUnavailableError, l2_normalise
 from .torch_runtime import (
     CentreCropPreprocessor,
     WeightsSource,
+    download_url,
     import_runtime,
     set_torch_threads,
     to_tensor,
@@ -37,18 +39,14 @@ CLIP_MEAN = np.array([0.48145466, 0.4578275, 0.40821073], np.float32)
 CLIP_STD = np.array([0.26862954, 0.26130258, 0.27577711], np.float32)
 
 
-def _download(cache_dir: Path) -> Path:
-    hub = import_runtime("huggingface_hub", EXTRA)  # open_clip depends on it
-    # local_dir: a plain file in the cache (no symlinked blob store), shown with a progress bar
-    return Path(hub.hf_hub_download(HF_REPO, HF_FILE, local_dir=cache_dir))
-
+HF_URL = f"https://huggingface.co/{HF_REPO}/resolve/main/{HF_FILE}"
 
 SOURCE = WeightsSource(
     model="clip-vit-b-32",
     # the download's name first; then open_clip's other name for it, then OpenAI's original
     files=(HF_FILE, "open_clip_pytorch_model.bin", "ViT-B-32.pt"),
-    url=f"https://huggingface.co/{HF_REPO}/resolve/main/{HF_FILE}",
-    download=_download,
+    url=HF_URL,
+    download=lambda cache_dir: download_url(HF_URL, cache_dir, HF_FILE),
 )
 
 
