@@ -24,6 +24,8 @@ from .embed.base import l2_normalise
 _OPERATOR = re.compile(r"\s+([+-])\s+")
 _LEADING = re.compile(r"^\s*([+-])\s+")
 _WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):(?=\S)")
+_TRAILING = re.compile(r"\s[+-]$")
+_BARE_WEIGHT = re.compile(r"^(\d+(?:\.\d*)?|\.\d+):$")
 
 
 class ExpressionError(ValueError):
@@ -39,6 +41,10 @@ class Term:
 def parse_expression(expression: str) -> list[Term]:
     """`"2:cat + ./img.jpg - fruit"` -> [Term(2, "cat"), Term(1, "./img.jpg"), Term(-1, "fruit")]"""
     rest = expression.strip()
+    if not rest:
+        raise ExpressionError("nothing to search for: the query is empty")
+    if _TRAILING.search(rest):
+        raise ExpressionError(f"{expression!r} ends with an operator: a term is missing")
     sign = 1.0
     leading = _LEADING.match(" " + rest)  # "- fruit": a query may start with an operator
     if leading:
@@ -60,8 +66,8 @@ def parse_expression(expression: str) -> list[Term]:
             match = match or _WEIGHT.match(raw)
             if match and weight == 1.0:
                 weight, raw = float(match.group(1)), raw[match.end() :]
-        if not raw:
-            raise ExpressionError(f"an empty term in {expression!r}")
+        if not raw or _BARE_WEIGHT.match(raw):
+            raise ExpressionError(f"a weight or operator without a term in {expression!r}")
         terms.append(Term(sign * weight, raw))
     if not terms or all(t.weight == 0 for t in terms):
         raise ExpressionError(f"nothing to search for in {expression!r}")
