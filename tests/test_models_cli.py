@@ -226,7 +226,9 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     resnet = create_embedder("resnet50", weights=weights)
     with Library.open(library_path) as library:
         assert library.index.dim == 2048 and len(library.index) == 11
-        member = next(r for r in library.catalog.images(range(1, 12)).values() if r.places[0].member)
+        member = next(
+            r for r in library.catalog.images(range(1, 12)).values() if r.places[0].member
+        )
         stored = library.catalog.vectors([member.id])[1][0]
     original = make_picture(200 + int(member.places[0].member[-5]), (64, 64))
     assert np.allclose(stored, resnet.embed_images([original])[0], atol=2e-3)

@@ -63,9 +63,7 @@ from .serve_cmd import serve_cmd
     "Also set by $LOOKALIKE_WEIGHTS. See `lookalike models`.",
 )
 @click.pass_context
-def cli(
-    ctx: click.Context, library_path: str, store, milvus_index, milvus_params, weights
-) -> None:
+def cli(ctx: click.Context, library_path: str, store, milvus_index, milvus_params, weights) -> None:
     """lookalike: self-hosted reverse image search.
 
     Index folders of images, then find where an image appears (exact and edited copies) and

@@ -157,7 +157,9 @@ def reindex_cmd(obj, model, drop_unreadable, batch_size, quiet):
     if model is None:
         with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
             index = library.rebuild_index()
-            click.echo(f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True)
+            click.echo(
+                f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True
+            )
         return 0
     from ..embed.registry import model_info
     from ..reembed import reembed

@@ -20,7 +20,7 @@ from ..search import QueryResult, Searcher, hit_to_dict
     multiple=True,
     metavar="EXPR",
     help="Search by text (repeatable), on a library whose model embeds text (clip-vit-b-32). "
-    "Mixed queries add and subtract terms with weights: \"2:cat + ./img.jpg - fruit\"; "
+    'Mixed queries add and subtract terms with weights: "2:cat + ./img.jpg - fruit"; '
     "a term that is a file, an http(s) URL or id:N is a picture, the rest is text.",
 )
 @click.option(

@@ -93,7 +93,6 @@ MODELS: dict[str, ModelInfo] = {
 }  # fmt: skip
 
 
-
 def model_info(name: str) -> ModelInfo:
     try:
         return MODELS[name]

@@ -118,7 +118,9 @@ class WeightsSource:
         try:
             return self.download(cache_dir)
         except Exception as exc:  # network, proxy, HTTP or disk errors: all end the same way
-            raise ModelUnavailableError(self._how_to(cache_dir, f"{type(exc).__name__}: {exc}")) from exc
+            raise ModelUnavailableError(
+                self._how_to(cache_dir, f"{type(exc).__name__}: {exc}")
+            ) from exc
 
     def _how_to(self, cache_dir: Path | None, reason: str) -> str:
         where = f"copy it into {cache_dir}/, or " if cache_dir is not None else ""

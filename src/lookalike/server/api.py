@@ -204,7 +204,9 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         if body.id is not None:
             return similar_page(body.id, body)
         if body.text is not None:
-            return results_page(query_from_text(body.text), body, {"kind": "text", "text": body.text})
+            return results_page(
+                query_from_text(body.text), body, {"kind": "text", "text": body.text}
+            )
         data = url_bytes(body.url, service.fetch)
         query = query_from_bytes(data)
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})

@@ -116,7 +116,9 @@ class LibraryService:
         weights: Path | None = None,
     ):
         self.root = Path(root)
-        with Library.open(self.root, store=store, weights=weights) as library:  # LibraryError if there is none
+        with Library.open(
+            self.root, store=store, weights=weights
+        ) as library:  # LibraryError if there is none
             self.model_name = library.model_name
             self.embedder = library.embedder
             self.index = LockedIndex(library.detach_index())
