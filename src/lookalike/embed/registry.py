@@ -97,7 +97,7 @@ def model_info(name: str) -> ModelInfo:
     try:
         return MODELS[name]
     except KeyError:
-        known = ", ".join(sorted(MODELS))
+        known = ", ".join(MODELS)  # the default first
         raise ValueError(f"unknown model {name!r}; known models: {known}") from None
 
 
