@@ -313,3 +313,18 @@ def test_a_crash_between_the_switch_and_the_index_save_is_repaired(
         assert library.catalog.get_meta("index_model_id") == "effnet-lite0-grey@1"
     [result] = search_json(run_cli, str(picture_folder / "pic04.png"), "-k", "1")
     assert result["results"][0]["tier"] == "exact"
+
+
+def test_a_running_server_says_to_restart_after_the_library_changed_model(
+    run_cli, picture_folder, library_path
+):
+    assert run_cli("index", "-q", picture_folder)[0] == 0
+    with TestClient(create_app(library_path, ServerSettings())) as client:
+        assert client.post("/api/v1/search", json={"id": 1}).status_code == 200
+        with Library.open(library_path, write=True) as library:
+            assert reembed(library, "effnet-lite0-grey", progress=False).swapped
+        client.app.state.service.refresh(at_most_every=0)
+        response = client.post("/api/v1/search", json={"id": 1})
+        assert response.status_code == 503
+        assert "re-embedded with effnet-lite0-grey@1" in response.json()["detail"]
+        assert "restart lookalike serve" in response.json()["detail"]

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .api import build_router
-from .service import LibraryService
+from .service import LibraryService, ModelChanged
 from .settings import ServerSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -58,6 +58,10 @@ def create_app(
         return JSONResponse(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
+
+    @app.exception_handler(ModelChanged)
+    async def model_changed(request: Request, exc: ModelChanged):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
 
     app.include_router(build_router(service, settings))
 
