@@ -6,8 +6,9 @@
 For each model: the time to load it, then images per second through the model alone
 (`Embedder.embed` on preprocessed batches; decoding and preprocessing run in the indexing
 workers, apart from the model) and through preprocessing + model in one process, over
-`--images` pictures of 640 x 480 in batches of `--batch`, after one warm-up batch. CLIP also
-gets text queries per second.
+`--images` pictures of 640 x 480 in batches of `--batch`, after one warm-up batch, and the CPU
+time the model takes per image (all threads; less sensitive than wall time to other jobs on a
+shared machine). CLIP also gets text queries per second.
 """
 
 from __future__ import annotations
@@ -44,16 +45,19 @@ def bench_model(name: str, weights: Path | None, images, batch: int, threads: in
     inputs = np.stack([prep(im) for im in images])
     prep_s = time.perf_counter() - started
     embedder.embed(inputs[:batch])  # warm-up
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for i in range(0, len(inputs), batch):
         embedder.embed(inputs[i : i + batch])
     model_s = time.perf_counter() - started
+    # CPU time (all threads) per image: steadier than wall time on a machine shared with others
+    cpu_ms = (time.process_time() - cpu_started) / len(images) * 1000
     row = {
         "model": name,
         "dim": embedder.dim,
         "load_s": round(loaded, 2),
         "model_img_per_s": round(len(images) / model_s, 1),
         "prep_and_model_img_per_s": round(len(images) / (model_s + prep_s), 1),
+        "model_cpu_ms_per_img": round(cpu_ms, 1),
     }
     if embedder.supports_text:
         texts = [f"a picture of a red dragon number {i}" for i in range(64)]
