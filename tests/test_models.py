@@ -219,3 +219,45 @@ sys.exit(code)
     assert "pip install 'lookalike[torch]'" in lines["resnet50"]
     assert "pip install 'lookalike[clip]'" in lines["clip-vit-b-32"]
     assert "ERROR: this model needs torch" in out.stdout and "lookalike[torch]" in out.stdout
+
+
+@pytest.fixture
+def local_http(tmp_path):
+    """A plain HTTP server on 127.0.0.1 serving a folder: downloads without the internet."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_weights_are_downloaded_into_the_cache_and_checked(random_weights, local_http, tmp_path):
+    """The download path itself, against a local server: the file lands in the library's
+    cache under its name, torchvision's hash-in-the-name is checked, and a corrupt download
+    leaves nothing behind."""
+    import hashlib
+
+    from lookalike.embed.torchvision_base import torchvision_source
+
+    folder, base = local_http
+    data = random_weights("resnet50").read_bytes()
+    good = f"resnet50-{hashlib.sha256(data).hexdigest()[:8]}.pth"
+    (folder / good).write_bytes(data)
+    cache = tmp_path / "library" / "models"
+    source = torchvision_source("resnet50", f"{base}/{good}")
+    path = source.resolve(None, cache)
+    assert path == cache / good and path.read_bytes() == data
+    (folder / good).unlink()
+    assert source.resolve(None, cache) == path  # found in the cache: not fetched again
+    (folder / "resnet50-00000000.pth").write_bytes(data)  # the name's hash does not match
+    bad = torchvision_source("resnet50", f"{base}/resnet50-00000000.pth")
+    with pytest.raises(ModelUnavailableError, match="could not be downloaded"):
+        bad.resolve(None, tmp_path / "other")
+    assert list((tmp_path / "other").iterdir()) == []
