@@ -43,8 +43,8 @@ from ..sources.urls import read_url_list
 @click.option(
     "--model",
     default=None,
-    help="Embedding model for a new library [default: effnet-lite0]. "
-    "An existing library keeps the model it was built with.",
+    help="Embedding model for a new library [default: effnet-lite0]; `lookalike models` lists "
+    "them. An existing library keeps its model (reindex --model changes it).",
 )
 @click.option(
     "--allow-private",

@@ -65,7 +65,8 @@ def models_cmd(obj, as_json):
             f"{row['name'] + mark:18} {row['dim']:>5}  {'yes' if row['text'] else 'no':4}  "
             f"{row['runtime']:30}  {row['weights']}"
         )
-        click.echo(f"{'':18} {'':>5}  {'':4}  {row['about']}; from {row['source']}")
+        click.echo(f"{'':18} {'':>5}  {'':4}  {row['about']}")
+        click.echo(f"{'':18} {'':>5}  {'':4}  weights from {row['source']}; {row['licence']}")
     click.echo(f"\nweights cache: {cache_dir}/" + ("   (* this library's model)" if in_use else ""))
     click.echo("details, speeds and licences: docs/models.md")
     return 0

@@ -52,20 +52,20 @@ class ModelInfo:
 
 
 _TORCHVISION = ("torch", "torchvision")
-_TV_LICENCE = "BSD-3-Clause code; ImageNet-trained weights (non-commercial research terms)"
+_TV_LICENCE = "code BSD-3-Clause; weights trained on ImageNet (see docs/models.md)"
 
 MODELS: dict[str, ModelInfo] = {
     m.name: m
     for m in (
         ModelInfo(
             "effnet-lite0", 1280, False, "effnet_lite0", "EffNetLite0", ("onnxruntime",), None,
-            "shipped with lookalike (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
+            "the lookalike package (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
             "the default: EfficientNet-Lite0, GeM-pooled, onnxruntime, no torch",
         ),
         ModelInfo(
             "effnet-lite0-grey", 1280, False, "effnet_lite0", "EffNetLite0Grey",
             ("onnxruntime",), None,
-            "shipped with lookalike (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
+            "the lookalike package (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
             "luminance only: finds recoloured copies (palette swaps)",
         ),
         ModelInfo(
