@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -95,4 +96,5 @@ def random_weights(tmp_path_factory):
         require("torch", "torchvision", *(("open_clip",) if model.startswith("clip") else ()))
         return write_random_weights(model, folder)
 
-    return weights_for
+    yield weights_for
+    shutil.rmtree(folder, ignore_errors=True)  # ~650 MB; pytest keeps its last 3 temp trees
