@@ -8,6 +8,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -173,6 +175,19 @@ def offline(monkeypatch):
         monkeypatch.setenv(var, "http://127.0.0.1:9")
     for var in ("NO_PROXY", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
+    with fresh_url_opener():
+        yield
+
+
+@contextmanager
+def fresh_url_opener():
+    """urllib builds its global opener, proxies included, from the environment of its first
+    use: rebuild it from this test's environment, and forget it afterwards."""
+    urllib.request.install_opener(urllib.request.build_opener())
+    try:
+        yield
+    finally:
+        urllib.request.install_opener(None)  # rebuilt lazily from the environment then
 
 
 @pytest.mark.parametrize("name", ["vgg16-fc2", "resnet50", "clip-vit-b-32"])
@@ -222,7 +237,7 @@ sys.exit(code)
 
 
 @pytest.fixture
-def local_http(tmp_path):
+def local_http(tmp_path, monkeypatch):
     """A plain HTTP server on 127.0.0.1 serving a folder: downloads without the internet."""
     import functools
     import http.server
@@ -234,7 +249,10 @@ def local_http(tmp_path):
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    for var in ("NO_PROXY", "no_proxy"):  # a proxy set for the package index is not for this
+        monkeypatch.setenv(var, "127.0.0.1")
+    with fresh_url_opener():
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
 
 
