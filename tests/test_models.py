@@ -165,6 +165,8 @@ def test_weights_from_a_folder_from_the_cache_and_wrong_ones(random_weights, tmp
         create_embedder("vgg16-fc2", weights=file)  # ResNet's weights for VGG
     with pytest.raises(ModelUnavailableError, match="expected one of vgg16-397923af.pth"):
         create_embedder("vgg16-fc2", weights=tmp_path)
+    # a weights folder set for the torch models does not disturb the shipped one
+    assert create_embedder("effnet-lite0", weights=file.parent).dim == 1280
 
 
 @pytest.fixture

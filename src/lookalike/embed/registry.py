@@ -112,6 +112,9 @@ def create_embedder(
     library's model cache (where downloads go). Raises ModelUnavailableError with what to do."""
     info = model_info(name)
     cls = info.load()
-    if info.extra is None:  # the shipped ONNX model: `weights` may name another export of it
-        return cls(threads=threads, **({"weights": Path(weights)} if weights else {}))
+    if info.extra is None:
+        # the shipped ONNX model: `weights` may name another export of it; a folder (say
+        # $LOOKALIKE_WEIGHTS holding the torch models' files) is not for it
+        other = weights is not None and Path(weights).suffix == ".onnx"
+        return cls(threads=threads, **({"weights": Path(weights)} if other else {}))
     return cls(weights=weights, cache_dir=cache_dir, threads=threads)
