@@ -17,8 +17,8 @@ $(BIN)/lookalike: pyproject.toml
 	@touch $@
 
 $(VENV)/.dev-installed: $(BIN)/lookalike
-	# torch==2.13.0 is the CPU build (pip finds it in /opt/wheels here); only the test that checks
-	# the shipped ONNX model against torch needs it.
+	# torch 2.14.1 + torchvision 0.29.1 (+ open_clip): the model tests (vgg16, resnet50, CLIP,
+	# with random weights) and the check of the shipped ONNX model against torch need them.
 	$(BIN)/pip install --quiet -e ".[dev]"
 	@# the web page's end-to-end test drives Debian's chromium through chromedriver
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \

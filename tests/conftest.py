@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,19 @@ def _no_library_env(monkeypatch):
     monkeypatch.delenv("LOOKALIKE_LIBRARY", raising=False)
     # Keep tests quick on 2 cores: one decoding worker unless a test asks for more.
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory):
+    """model name -> a file of random weights for it (written once per session); skips
+    without torch / open_clip outside CI."""
+    from .model_weights import require, write_random_weights
+
+    folder = tmp_path_factory.mktemp("random-weights")
+
+    def weights_for(model: str) -> Path:
+        require("torch", "torchvision", *(("open_clip",) if model.startswith("clip") else ()))
+        return write_random_weights(model, folder)
+
+    yield weights_for
+    shutil.rmtree(folder, ignore_errors=True)  # ~650 MB; pytest keeps its last 3 temp trees

@@ -42,6 +42,7 @@ def test_health_stats_and_openapi(client):
         "status": "ok",
         "images": 12,
         "model": "effnet-lite0@1",
+        "text": False,
     }
     stats = client.get("/api/v1/stats").json()
     assert stats["images"] == 12 and stats["index"]["vectors"] == 12

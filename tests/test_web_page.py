@@ -8,6 +8,7 @@ import shutil
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,6 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from lookalike.cli import main as cli_main
 
     root = tmp_path_factory.mktemp("web")
@@ -45,7 +44,32 @@ def server(tmp_path_factory):
         save_picture(folder / f"art{seed:02d}.png", 3000 + seed, size=(64, 64))
     library = root / "library"
     assert cli_main(["-L", str(library), "index", "-q", str(folder)]) == 0
-    app = create_app(library, ServerSettings())
+    with serving(create_app(library, ServerSettings())) as base:
+        yield {"base": base, "folder": folder}
+
+
+@pytest.fixture(scope="module")
+def text_server(tmp_path_factory, random_weights):
+    """A library built with CLIP (random weights): the page offers search by text."""
+    from lookalike.cli import main as cli_main
+
+    weights = random_weights("clip-vit-b-32")
+    root = tmp_path_factory.mktemp("web-text")
+    folder = root / "art"
+    for seed in range(8):
+        save_picture(folder / f"art{seed:02d}.png", 4000 + seed, size=(64, 64))
+    library = root / "library"
+    args = ["-L", str(library), "-W", str(weights), "index", "-q", "--model", "clip-vit-b-32"]
+    assert cli_main([*args, str(folder)]) == 0
+    with serving(create_app(library, ServerSettings(), weights=weights)) as base:
+        yield {"base": base}
+
+
+@contextmanager
+def serving(app):
+    """`app` served by uvicorn on 127.0.0.1 in a thread; yields its base URL."""
+    import uvicorn
+
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))  # bound here and handed over: no other process can take it
     port = sock.getsockname()[1]
@@ -57,7 +81,7 @@ def server(tmp_path_factory):
     while not uv.started and time.monotonic() < deadline:
         time.sleep(0.05)
     assert uv.started
-    yield {"base": f"http://127.0.0.1:{port}", "folder": folder}
+    yield f"http://127.0.0.1:{port}"
     uv.should_exit = True
     thread.join(10)
 
@@ -174,3 +198,25 @@ def test_url_search_reports_a_refused_address(browser, server):
     browser.find_element(By.CSS_SELECTOR, "#url-form button[type=submit]").click()
     wait_for(browser, lambda b: "non-public address" in b.find_element(By.ID, "status").text)
     assert "error" in browser.find_element(By.ID, "status").get_attribute("class")
+
+
+def test_the_text_box_shows_only_for_a_model_that_embeds_text(browser, server, text_server):
+    browser.get(server["base"] + "/")
+    wait_for(browser, lambda b: "effnet-lite0" in b.find_element(By.ID, "library-info").text)
+    assert not browser.find_element(By.ID, "text-form").is_displayed()
+
+    browser.get(text_server["base"] + "/")
+    wait_for(browser, lambda b: "clip-vit-b-32" in b.find_element(By.ID, "library-info").text)
+    wait_for(browser, lambda b: b.find_element(By.ID, "text-form").is_displayed())
+    field = browser.find_element(By.ID, "text")
+    field.send_keys("red dragon sprite")
+    field.submit()
+    wait_for(browser, EC.url_contains("?text=red+dragon+sprite"))
+    wait_for(browser, lambda b: len(cards(b)) == 8)
+    assert browser.find_element(By.ID, "query").text.startswith("Described as")
+    assert "red dragon sprite" in browser.find_element(By.ID, "query").text
+    browser.save_screenshot(str(SCREENSHOTS / "4-text-search.png"))
+    # the address is shareable: a fresh load runs the same text search
+    browser.get(browser.current_url)
+    wait_for(browser, lambda b: len(cards(b)) == 8)
+    assert browser.find_element(By.ID, "text").get_attribute("value") == "red dragon sprite"

@@ -4,7 +4,7 @@
       catalog.sqlite3   images, places, vectors, per-step status (the source of truth)
       index.faiss       the vector index, rebuilt from the catalog whenever needed
       thumbnails/       thumbnail cache (filled by the web service)
-      models/           model cache (weights of models that are not shipped with lookalike)
+      models/           model cache: downloaded weights of models not shipped with lookalike
       downloads/        download cache: fetched files under readable names (<host>/<path>)
       write.lock        held by the one process that writes (index, reindex, prune)
 
@@ -59,6 +59,7 @@ class Library:
         self._lock_fd: int | None = None
         self._index: FaissIndex | None = None
         self._embedder: Embedder | None = None
+        self.weights: Path | None = None  # a weights file or folder the user gave
 
     # -- opening ------------------------------------------------------------------------------
 
@@ -70,11 +71,13 @@ class Library:
         write: bool = False,
         model: str | None = None,
         store: StoreConfig | None = None,
+        weights: Path | None = None,
     ) -> Library:
         """Open (and with `write`, create if needed and lock) the library at `root`.
 
         `model` and `store` name the embedder and the vector store for a new library; for an
-        existing one they must match what it was built with.
+        existing one they must match what it was built with. `weights`: where the model's
+        weights are, when they are neither shipped nor in the library's model cache.
         """
         root = Path(root or default_library_path())
         catalog_path = root / CATALOG_FILE
@@ -92,6 +95,7 @@ class Library:
             catalog = Catalog(catalog_path)
             library = cls(root, catalog, writable=write)
             library._lock_fd = lock_fd
+            library.weights = Path(weights) if weights else None
             library._check_model(model)
             library._check_store(store)
         except BaseException:
@@ -132,8 +136,8 @@ class Library:
         if requested and requested != recorded:
             raise LibraryError(
                 f"the library at {self.root} was built with model {recorded!r}, not "
-                f"{requested!r}; a library never mixes models. Use another --library for "
-                f"{requested!r}."
+                f"{requested!r}; a library never mixes models. Re-embed it with "
+                f"`lookalike reindex --model {requested}`, or use another --library."
             )
 
     # -- the vector store ---------------------------------------------------------------------
@@ -164,12 +168,15 @@ class Library:
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = create_embedder(self.model_name)
+            self._embedder = create_embedder(
+                self.model_name, weights=self.weights, cache_dir=self.models_dir
+            )
             recorded = self.catalog.get_meta("model_id")
             if recorded and recorded != self._embedder.model_id:
                 raise LibraryError(
                     f"the library's vectors were made by {recorded}, but this lookalike has "
-                    f"{self._embedder.model_id}; run `lookalike reindex --re-embed` to update them"
+                    f"{self._embedder.model_id}; run `lookalike reindex --model "
+                    f"{self.model_name}` to re-embed them"
                 )
             if recorded is None and self.writable:
                 with self.catalog.transaction():
@@ -230,10 +237,16 @@ class Library:
                 index = FaissIndex.load(self.index_path)
             except Exception:
                 index = None  # unreadable: rebuilt below from the catalog, which has every vector
-        if index is None or (dim and index.dim != dim):
+        if index is None or (dim and index.dim != dim) or self._index_is_stale():
             return self.rebuild_index(save=self.writable)
         self.reconcile(index)
         return index
+
+    def _index_is_stale(self) -> bool:
+        """The saved index holds another model's vectors (`reindex --model` swapped the
+        catalog's and stopped before saving the new index); older libraries record nothing."""
+        saved_for = self.catalog.get_meta("index_model_id")
+        return saved_for is not None and saved_for != self.catalog.get_meta("model_id")
 
     def reconcile(self, index: VectorIndex) -> None:
         """Make the index hold exactly the catalog's vectors (after a crash, or a reader that
@@ -264,7 +277,8 @@ class Library:
         if store.kind == "milvus":
             index = self.index
             index.drop()
-            index = open_milvus(store, index.dim)
+            # the catalog's dim: after `reindex --model` the old collection's is another one
+            index = open_milvus(store, int(self.catalog.get_meta("dim") or 0) or index.dim)
             copy_all(self, index)
             self._index = index
             if save and self.writable:
@@ -300,6 +314,9 @@ class Library:
         index.save(self.index_path)
         ids = index.ids()
         with self.catalog.transaction():
+            model_id = self.catalog.get_meta("model_id")
+            if model_id and self.catalog.get_meta("index_model_id") != model_id:
+                self.catalog.set_meta("index_model_id", model_id)
             self.catalog.mark_indexed(ids)
             self.catalog.clear_pending_deletes(np.setdiff1d(self.catalog.pending_deletes(), ids))
 

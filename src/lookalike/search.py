@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ from .catalog.records import ImageRecord
 from .decode import DecodeError, decode_image, to_rgb
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
+from .query_terms import ExpressionError, combine, parse_expression
 from .sources.base import SourceError
 from .sources.http import fetch_bytes, is_url
 
@@ -139,6 +141,45 @@ class Searcher:
         sha = hashlib.sha256(data).hexdigest()
         return QueryVector(vector, None, sha, decoded.pixel_hash, decoded.image)
 
+    def expression_vector(
+        self,
+        expression: str,
+        *,
+        files: bool = True,
+        fetch: Callable[[str], bytes] | None = None,
+        base: QueryVector | None = None,
+    ) -> QueryVector:
+        """The vector of a text or mixed query (query_terms.py): `2:cat + ./img.jpg - fruit`.
+
+        Picture terms are id:N, http(s) URLs (read with `fetch`, when given) and, with
+        `files`, existing files; other terms are text. `base`: an uploaded picture, added.
+        Raises TextNotSupportedError on a model without text, QueryError on a bad term."""
+        try:
+            terms = parse_expression(expression)
+        except ExpressionError as exc:
+            raise QueryError(str(exc)) from None
+        embedder = self.library.embedder
+        pictures: dict[str, QueryVector] = {}
+
+        def picture(term: str) -> np.ndarray | None:
+            if _ID_QUERY.match(term) or is_url(term) or (files and Path(term).is_file()):
+                if fetch is not None and is_url(term):
+                    pictures[term] = self.bytes_vector(fetch(term))
+                else:
+                    pictures[term] = self.query_vector(term)
+                return pictures[term].vector
+            return None
+
+        try:
+            vector = combine(
+                terms, picture, embedder.embed_text, None if base is None else base.vector
+            )
+        except ExpressionError as exc:
+            raise QueryError(str(exc)) from None
+        if base is None and len(terms) == 1 and terms[0].weight == 1 and pictures:
+            return pictures[terms[0].text]  # one picture: an ordinary query (exact tiers)
+        return QueryVector(vector.astype(np.float16).astype(np.float32))
+
     def embed_bytes(self, data: bytes) -> np.ndarray:
         return self.bytes_vector(data).vector
 
@@ -209,12 +250,20 @@ class Searcher:
         return hits[offset:]
 
     def search(
-        self, queries: list[str], k: int = 10, *, collapse: bool = True, verify: bool = False
+        self,
+        queries: list[str],
+        k: int = 10,
+        *,
+        collapse: bool = True,
+        verify: bool = False,
+        texts: list[str] = (),
     ) -> list[QueryResult]:
+        """Each of `queries` (pictures) and `texts` (text or mixed expressions) in turn. A text
+        term on a model without text raises TextNotSupportedError: no query could succeed."""
         results = []
-        for query in queries:
+        for query, is_text in [(q, False) for q in queries] + [(t, True) for t in texts]:
             try:
-                vector = self.query_vector(query)
+                vector = self.expression_vector(query) if is_text else self.query_vector(query)
             except QueryError as exc:
                 results.append(QueryResult(query, error=str(exc)))
                 continue

@@ -18,6 +18,9 @@ Tables:
 - pending_deletes (v4): ids deleted from the catalog whose removal the vector store has not
   confirmed yet. Written in the same transaction as the delete, cleared once the store has
   applied it, replayed after a crash: a remote store (Milvus) never keeps a deleted vector.
+- staged_vectors (v5): vectors of another model, made by `lookalike reindex --model` beside the
+  ones in use, committed batch by batch so an interrupted re-embedding resumes; they replace
+  `vectors` in one transaction once every image has one (lookalike/reembed.py).
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -126,6 +129,14 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE pending_deletes (
         image_id INTEGER PRIMARY KEY
+    );
+    """,
+    # version 5: re-embedding with another model, beside the vectors in use
+    """
+    CREATE TABLE staged_vectors (
+        image_id INTEGER PRIMARY KEY REFERENCES images (id) ON DELETE CASCADE,
+        model    TEXT    NOT NULL,
+        vector   BLOB    NOT NULL
     );
     """,
 ]

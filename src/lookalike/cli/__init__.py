@@ -5,10 +5,12 @@ from __future__ import annotations
 import errno
 import json
 import sys
+from pathlib import Path
 
 import click
 
 from .. import __version__
+from ..embed.base import ModelUnavailableError, TextNotSupportedError
 from ..index.base import StoreError
 from ..index.stores import StoreConfig
 from ..library import LibraryError
@@ -17,6 +19,7 @@ from .check_cmd import check_cmd
 from .crawl_cmds import crawl_cmd
 from .eval_cmd import eval_cmd
 from .index_cmds import index_cmd, migrate_cmd, reindex_cmd
+from .models_cmd import models_cmd
 from .search_cmd import search_cmd
 from .serve_cmd import serve_cmd
 
@@ -58,9 +61,24 @@ from .serve_cmd import serve_cmd
     help="With a Milvus store: the metric of a new collection [default: IP]. Vectors are unit "
     "length, so all rank alike; scores are shown as cosine similarity.",
 )
+@click.option(
+    "--weights",
+    "-W",
+    envvar="LOOKALIKE_WEIGHTS",
+    type=click.Path(exists=True, path_type=Path),
+    help="The model's weights file (or a folder holding it), for models not shipped with "
+    "lookalike when they are not in the library's models/ cache and cannot be downloaded. "
+    "Also set by $LOOKALIKE_WEIGHTS. See `lookalike models`.",
+)
 @click.pass_context
 def cli(
-    ctx: click.Context, library_path: str, store, milvus_index, milvus_params, milvus_metric
+    ctx: click.Context,
+    library_path: str,
+    store,
+    milvus_index,
+    milvus_params,
+    milvus_metric,
+    weights,
 ) -> None:
     """lookalike: self-hosted reverse image search.
 
@@ -76,6 +94,8 @@ def cli(
       lookalike crawl opengameart --query dragon --max-pages 2
       lookalike serve                          # web page + REST API on :8000
       lookalike stats                          # what the library holds
+      lookalike models                         # the embedding models, and their weights
+      lookalike search --text "red dragon"     # by text, on a library built with CLIP
     """
     try:
         params = json.loads(milvus_params) if milvus_params else None
@@ -86,7 +106,7 @@ def cli(
         )
     except (ValueError, json.JSONDecodeError) as exc:
         raise click.BadParameter(str(exc), param_hint="--store / --milvus-params") from None
-    ctx.obj = {"library": library_path, "store": config}
+    ctx.obj = {"library": library_path, "store": config, "weights": weights}
 
 
 cli.add_command(index_cmd)
@@ -99,6 +119,7 @@ cli.add_command(serve_cmd)
 cli.add_command(eval_cmd)
 cli.add_command(migrate_cmd)
 cli.add_command(check_cmd)
+cli.add_command(models_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except (LibraryError, StoreError) as exc:
+    except (LibraryError, StoreError, ModelUnavailableError, TextNotSupportedError) as exc:
         click.echo(f"error: {exc}", err=True)
         return 1
     except KeyboardInterrupt:

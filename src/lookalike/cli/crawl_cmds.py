@@ -137,7 +137,9 @@ def _crawl(obj, site: SiteAdapter, *, max_listings, max_pages, rate, user_agent,
         respect_robots=True,
         user_agent=user_agent,
     )
-    with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
+    with Library.open(
+        Path(obj["library"]), write=True, store=obj["store"], weights=obj["weights"]
+    ) as library:
         report = Crawler(
             library,
             site,

@@ -47,8 +47,9 @@ import click
     help="Build the evaluation library here and keep it (default: a temporary one).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_obj
 def eval_cmd(
-    dataset, by, copies, sample, seed, verify, sprites, cell, model, keep_library, as_json
+    obj, dataset, by, copies, sample, seed, verify, sprites, cell, model, keep_library, as_json
 ):
     """Measure search quality on DATASET: a folder with a groundtruth.csv (columns path,
     group, category, role), as in ../shared/bench-data.
@@ -73,6 +74,7 @@ def eval_cmd(
         from ..evaluation.sprites import evaluate_sprites
 
         report = evaluate_sprites(dataset, sheets=sample, cell=cell, seed=seed, model=model,
+                                  weights=obj["weights"],
                                   progress=None if not as_json else False)  # fmt: skip
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
@@ -82,10 +84,11 @@ def eval_cmd(
     if copies:
         report = evaluate_copies(dataset, sample=sample, seed=seed, library_root=keep_library,
                                  model=model, progress=None if not as_json else False,
-                                 verify=verify)  # fmt: skip
+                                 verify=verify, weights=obj["weights"])  # fmt: skip
     else:
         report = evaluate_retrieval(dataset, by=by, library_root=keep_library, model=model,
-                                    progress=None if not as_json else False)  # fmt: skip
+                                    progress=None if not as_json else False,
+                                    weights=obj["weights"])  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif copies:

@@ -43,8 +43,8 @@ from ..sources.urls import read_url_list
 @click.option(
     "--model",
     default=None,
-    help="Embedding model for a new library [default: effnet-lite0]. "
-    "An existing library keeps the model it was built with.",
+    help="Embedding model for a new library [default: effnet-lite0]; `lookalike models` lists "
+    "them. An existing library keeps its model (reindex --model changes it).",
 )
 @click.option(
     "--allow-private",
@@ -92,7 +92,9 @@ def index_cmd(
     for target in targets:
         if not is_url(target) and not Path(target).exists():
             raise click.BadParameter(f"no such file or folder: {target}", param_hint="TARGETS")
-    with Library.open(Path(obj["library"]), write=True, model=model, store=obj["store"]) as library:
+    with Library.open(
+        Path(obj["library"]), write=True, model=model, store=obj["store"], weights=obj["weights"]
+    ) as library:
         report = index_paths(
             library,
             targets,
@@ -137,17 +139,79 @@ def print_report(report: IndexReport, library: Library) -> None:
 
 
 @click.command("reindex")
+@click.option(
+    "--model",
+    default=None,
+    help="Re-embed every image with this model (see `lookalike models`) into a new index.",
+)
+@click.option(
+    "--drop-unreadable",
+    is_flag=True,
+    help="With --model: leave out (mark failed) images whose originals cannot be read any more, "
+    "instead of stopping before the switch.",
+)
+@click.option(
+    "--batch-size", type=click.IntRange(1), default=16, show_default=True,
+    help="With --model: images per model call.",
+)  # fmt: skip
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_obj
-def reindex_cmd(obj):
+def reindex_cmd(obj, model, drop_unreadable, batch_size, quiet):
     """Rebuild the vector index from the vectors stored in the catalog.
 
     Nothing is decoded or embedded again. Use it after the index file was lost or damaged, or
     to switch layout (exact vs. approximate search is chosen by library size).
+
+    With --model NAME, every image is read again from where it was found (files, archives,
+    the download cache; nothing is fetched) and embedded with NAME beside the current vectors;
+    once all are done the library switches to the new model and index in one step. Until then
+    search keeps working on the old ones, and an interrupted run resumes where it stopped.
     """
+    if model is None:
+        with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
+            index = library.rebuild_index()
+            click.echo(
+                f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True
+            )
+        return 0
+    from ..embed.registry import model_info
+    from ..reembed import reembed
+
+    try:
+        model_info(model)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from None
     with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
-        index = library.rebuild_index()
-        click.echo(f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True)
-    return 0
+        before = library.catalog.get_meta("model_id") or library.model_name
+        report = reembed(
+            library, model, weights=obj["weights"], batch_size=batch_size,
+            drop_unreadable=drop_unreadable, progress=False if quiet else None,
+        )  # fmt: skip
+        done = report.already + report.embedded
+        click.echo(
+            f"{done} of {report.total} images embedded with {report.model_id} "
+            f"({report.embedded} in this run, {report.seconds:.1f}s)",
+            err=True,
+        )
+        for image_id, why in report.unreadable[:10]:
+            click.echo(f"  unreadable: id {image_id}: {why}", err=True)
+        if report.swapped:
+            dropped = f", {len(report.unreadable)} left out" if report.unreadable else ""
+            click.echo(
+                f"the library now uses {report.model_id} instead of {before}: "
+                f"{len(library.index)} vectors in {library.index_path}{dropped}",
+                err=True,
+            )
+            return 0
+        if report.interrupted:
+            click.echo(f"interrupted: still searching with {before}; run again to finish", err=True)
+            return 130
+        click.echo(
+            f"{len(report.unreadable)} originals could not be read: still searching with "
+            f"{before}. Make them readable and run again, or pass --drop-unreadable",
+            err=True,
+        )
+        return 1
 
 
 @click.command("migrate")

@@ -12,7 +12,17 @@ from ..search import QueryResult, Searcher, hit_to_dict
 
 
 @click.command("search")
-@click.argument("queries", nargs=-1, required=True)
+@click.argument("queries", nargs=-1)
+@click.option(
+    "--text",
+    "-t",
+    "texts",
+    multiple=True,
+    metavar="EXPR",
+    help="Search by text (repeatable), on a library whose model embeds text (clip-vit-b-32). "
+    'Mixed queries add and subtract terms with weights: "2:cat + ./img.jpg - fruit"; '
+    "a term that is a file, an http(s) URL or id:N is a picture, the rest is text.",
+)
 @click.option(
     "-k",
     "k",
@@ -36,12 +46,17 @@ from ..search import QueryResult, Searcher, hit_to_dict
     "from a sheet indexed with `index --tiles`.",
 )
 @click.pass_obj
-def search_cmd(obj, queries, k, as_json, no_collapse, verify, trim):
+def search_cmd(obj, queries, texts, k, as_json, no_collapse, verify, trim):
     """Find the images most like each QUERY.
 
     A QUERY is an image file, an http(s) URL of an image, or id:N for an image already in the
     library (which is then left out of its own results). Near-duplicates of a result are folded
     into it and listed under it.
+
+    \b
+    By text, on a library built with a text model (lookalike models):
+      lookalike search --text "red dragon sprite"
+      lookalike search --text "2:cat + ./img.jpg - fruit"     # weights, pictures and text
 
     \b
     JSON Lines shape, one line per query:
@@ -52,9 +67,11 @@ def search_cmd(obj, queries, k, as_json, no_collapse, verify, trim):
     "overlap", "mirrored"}.
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
-    with Library.open(Path(obj["library"]), store=obj["store"]) as library:
+    if not queries and not texts:
+        raise click.UsageError("give at least one QUERY (a picture) or --text")
+    with Library.open(Path(obj["library"]), store=obj["store"], weights=obj["weights"]) as library:
         results = Searcher(library, trim=trim).search(
-            list(queries), k, collapse=not no_collapse, verify=verify
+            list(queries), k, collapse=not no_collapse, verify=verify, texts=list(texts)
         )
     for result in results:
         if as_json:

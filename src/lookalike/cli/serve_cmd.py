@@ -47,7 +47,7 @@ def serve_cmd(obj, host, port, cors_origins, max_upload_mb, allow_private_urls):
         max_upload_bytes=int(max_upload_mb * 2**20) if max_upload_mb else None,
         allow_private_urls=allow_private_urls or None,
     )
-    app = create_app(Path(obj["library"]), settings, store=obj["store"])
+    app = create_app(Path(obj["library"]), settings, store=obj["store"], weights=obj["weights"])
     click.echo(f"lookalike: serving {obj['library']} on http://{host}:{port}/", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0

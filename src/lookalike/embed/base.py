@@ -25,6 +25,10 @@ class ModelUnavailableError(RuntimeError):
     """The model's weights or runtime are missing; the message says how to get them."""
 
 
+class TextNotSupportedError(ValueError):
+    """Text was asked of a model that embeds pictures only."""
+
+
 class Embedder(ABC):
     #: Registry name, stored in the library; a library never mixes two names.
     name: str
@@ -32,6 +36,8 @@ class Embedder(ABC):
     version: str
     #: Length of the vectors `embed` returns.
     dim: int
+    #: Whether `embed_text` puts text in the same space as the pictures (CLIP).
+    supports_text: bool = False
 
     @property
     def model_id(self) -> str:
@@ -45,6 +51,13 @@ class Embedder(ABC):
     @abstractmethod
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """(N, ...) stacked preprocessor outputs -> (N, dim) float32, each row L2-normalised."""
+
+    def embed_text(self, texts: list[str]) -> np.ndarray:
+        """(N,) strings -> (N, dim) float32 in the pictures' space, each row L2-normalised."""
+        raise TextNotSupportedError(
+            f"the model {self.name!r} embeds pictures only, not text; search by text needs a "
+            "library built with a text model (lookalike models lists them)"
+        )
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Convenience for few pictures (search queries): preprocess here and embed."""

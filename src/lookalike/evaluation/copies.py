@@ -146,6 +146,7 @@ def evaluate_copies(
     seed: int = 0,
     library_root: Path | None = None,
     model: str | None = None,
+    weights: Path | None = None,  # the model's weights, when not shipped nor downloadable
     progress: bool | None = False,
     verify: bool = False,
 ) -> CopyReport:
@@ -161,7 +162,7 @@ def evaluate_copies(
     originals = indexed[:sample]
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         root = Path(library_root) if library_root else Path(tmp) / "library"
-        with Library.open(root, write=True, model=model) as library:
+        with Library.open(root, write=True, model=model, weights=weights) as library:
             Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
             report = _search_copies(library, dataset, originals, held_out, rows, rng, verify)
     report.seconds = time.monotonic() - started

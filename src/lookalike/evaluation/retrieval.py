@@ -85,6 +85,7 @@ def evaluate_retrieval(
     by: str = "group",
     library_root: Path | None = None,
     model: str | None = None,
+    weights: Path | None = None,  # the model's weights, when not shipped nor downloadable
     progress: bool | None = False,
     indexer_options: dict | None = None,
 ) -> RetrievalReport:
@@ -101,7 +102,7 @@ def evaluate_retrieval(
     queries = [r for r in rows if r.role == "query"] if query_gallery else rows
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         root = Path(library_root) if library_root else Path(tmp) / "library"
-        with Library.open(root, write=True, model=model) as library:
+        with Library.open(root, write=True, model=model, weights=weights) as library:
             Indexer(library, progress=progress, **(indexer_options or {})).run(
                 [_ListedFiles(dataset, gallery)]
             )

@@ -64,6 +64,7 @@ def evaluate_sprites(
     cell: int | None = None,
     seed: int = 0,
     model: str | None = None,
+    weights: Path | None = None,
     progress: bool | None = False,
 ) -> SpriteReport:
     started = time.monotonic()
@@ -91,7 +92,8 @@ def evaluate_sprites(
     )
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         for tiles in (False, True):
-            with Library.open(Path(tmp) / f"tiles-{tiles}", write=True, model=model) as library:
+            root = Path(tmp) / f"tiles-{tiles}"
+            with Library.open(root, write=True, model=model, weights=weights) as library:
                 Indexer(library, tiles=tiles, progress=progress).run(
                     [_ListedFiles(dataset, chosen)]
                 )

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..catalog.records import ImageRecord, Place
 from ..decode import DecodeError
+from ..embed.base import TextNotSupportedError
 from ..search import Filters, Hit, QueryError, QueryVector, hit_to_dict
 from ..sources.http import FetchError, is_url
 from ..sources.locate import ImageGone
@@ -46,6 +47,8 @@ class SearchOptions(BaseModel):
 class SearchBody(SearchOptions):
     url: str | None = None
     id: int | None = None
+    # text, or a mixed query: "2:cat + id:42 - fruit" (terms that are id:N or URLs are pictures)
+    text: str | None = Field(None, max_length=2000)
 
 
 class AddBody(BaseModel):
@@ -155,6 +158,15 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             "results": [result_json(h) for h in hits[: options.k]],
         }
 
+    def query_from_text(text: str, base: QueryVector | None = None) -> QueryVector:
+        """A text or mixed query; picture terms are id:N or URLs, never paths on the server."""
+        try:
+            return service.searcher().expression_vector(
+                text, files=False, fetch=lambda url: url_bytes(url, service.fetch), base=base
+            )
+        except (TextNotSupportedError, QueryError) as exc:
+            raise HTTPException(400, str(exc)) from None
+
     def query_from_bytes(data: bytes) -> QueryVector:
         try:
             return service.searcher().bytes_vector(data)
@@ -173,19 +185,28 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             "vector": vector.tolist(),
         }
 
-    @router.post("/search", dependencies=reads, summary="Search by upload, URL or id")
+    @router.post("/search", dependencies=reads, summary="Search by upload, URL, id or text")
     async def search(request: Request) -> dict:
         if media_kind(request) == "multipart":
             data, fields = await read_upload(request)
             fields.pop("filename", None)
+            text = fields.pop("text", "").strip()  # an upload plus text: a mixed query
             options = parse_body(SearchOptions, {k: v for k, v in fields.items() if v != ""})
             query = query_from_bytes(data)
-            return results_page(query, options, {"kind": "upload", "sha256": query.sha256})
+            described = {"kind": "upload", "sha256": query.sha256}
+            if text:
+                query = query_from_text(text, base=query)
+                described = {"kind": "upload+text", "sha256": described["sha256"], "text": text}
+            return results_page(query, options, described)
         body = await json_body(request, SearchBody)
-        if (body.url is None) == (body.id is None):
-            raise HTTPException(400, 'give exactly one of "url", "id", or upload a "file"')
+        if sum(x is not None for x in (body.url, body.id, body.text)) != 1:
+            raise HTTPException(400, 'give exactly one of "url", "id", "text", or upload a "file"')
         if body.id is not None:
             return similar_page(body.id, body)
+        if body.text is not None:
+            return results_page(
+                query_from_text(body.text), body, {"kind": "text", "text": body.text}
+            )
         data = url_bytes(body.url, service.fetch)
         query = query_from_bytes(data)
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})

@@ -13,18 +13,18 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .api import build_router
-from .service import LibraryService
+from .service import LibraryService, ModelChanged
 from .settings import ServerSettings
 
 STATIC = Path(__file__).parent / "static"
 
 
 def create_app(
-    library_root: Path, settings: ServerSettings | None = None, *, store=None
+    library_root: Path, settings: ServerSettings | None = None, *, store=None, weights=None
 ) -> FastAPI:
     settings = settings or ServerSettings.from_env()
     service = LibraryService(
-        library_root, allow_private_urls=settings.allow_private_urls, store=store
+        library_root, allow_private_urls=settings.allow_private_urls, store=store, weights=weights
     )
 
     @asynccontextmanager
@@ -59,11 +59,20 @@ def create_app(
             {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
         )
 
+    @app.exception_handler(ModelChanged)
+    async def model_changed(request: Request, exc: ModelChanged):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
     app.include_router(build_router(service, settings))
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
-        return {"status": "ok", "images": len(service.index), "model": service.embedder.model_id}
+        return {
+            "status": "ok",
+            "images": len(service.index),
+            "model": service.embedder.model_id,
+            "text": service.embedder.supports_text,  # the page shows its text box
+        }
 
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:

@@ -104,6 +104,11 @@ class WriteBusy(RuntimeError):
     """Another process (a CLI index run) holds the library's write lock."""
 
 
+class ModelChanged(RuntimeError):
+    """`lookalike reindex --model` switched the library to another model while this service
+    ran: its model and index no longer match the catalog's vectors."""
+
+
 class LibraryService:
     def __init__(
         self,
@@ -113,9 +118,12 @@ class LibraryService:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         save_every: float = 30.0,
         store=None,
+        weights: Path | None = None,
     ):
         self.root = Path(root)
-        with Library.open(self.root, store=store) as library:  # LibraryError if there is none
+        with Library.open(
+            self.root, store=store, weights=weights
+        ) as library:  # LibraryError if there is none
             self.model_name = library.model_name
             self.embedder = library.embedder
             self.index = LockedIndex(library.detach_index())
@@ -128,6 +136,7 @@ class LibraryService:
         self._data_version = self._version()
         self._last_refresh = time.monotonic()
         self._dirty = False
+        self._model_changed: str | None = None
         self._closing = threading.Event()
         self._saver = threading.Thread(target=self._save_loop, args=(save_every,), daemon=True)
         self._saver.start()
@@ -146,6 +155,11 @@ class LibraryService:
 
     def searcher(self) -> Searcher:
         self.refresh()
+        if self._model_changed:
+            raise ModelChanged(
+                f"the library was re-embedded with {self._model_changed} while this server ran "
+                f"with {self.embedder.model_id}: restart lookalike serve"
+            )
         return Searcher(self.library())
 
     # -- keeping up with other writers --------------------------------------------------------
@@ -160,6 +174,10 @@ class LibraryService:
             if version == self._data_version:
                 return
             self._data_version = version
+            model_id = self._refresh_catalog.get_meta("model_id")
+            if model_id and model_id != self.embedder.model_id:
+                self._model_changed = model_id  # reconciling would mix two models' vectors
+                return
             view = Library(self.root, self._refresh_catalog, writable=False)
             view.set_index(self.index)
             view.reconcile(self.index)

@@ -1,5 +1,6 @@
-// lookalike web page: search by upload, paste, drop or URL; browse by clicking results.
-// State lives in the address bar (?id=N or ?url=…, plus filters), so every view can be shared
+// lookalike web page: search by upload, paste, drop, URL or text (on libraries whose model embeds
+// text); browse by clicking results.
+// State lives in the address bar (?id=N, ?url=… or ?text=…, plus filters), so every view can be shared
 // and the back button works. Everything shown comes from /api/v1; text is set with
 // textContent, never parsed as HTML.
 "use strict";
@@ -33,7 +34,7 @@ function setFilters(params) {
   $("f-author").value = params.get("author") || "";
   $("f-format").value = params.get("format") || "";
   $("f-min-width").value = params.get("min_width") || "";
-  if ([...params.keys()].some((k) => k !== "id" && k !== "url")) $("filters").open = true;
+  if ([...params.keys()].some((k) => !["id", "url", "text"].includes(k))) $("filters").open = true;
 }
 
 async function runQuery(query, offset) {
@@ -42,10 +43,10 @@ async function runQuery(query, offset) {
     const qs = new URLSearchParams({ k: PAGE, offset, ...f });
     return api(`/api/v1/images/${query.value}/similar?${qs}`);
   }
-  if (query.kind === "url") {
+  if (query.kind === "url" || query.kind === "text") {
     return api("/api/v1/search", {
       method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ url: query.value, k: PAGE, offset, ...f }),
+      body: JSON.stringify({ [query.kind]: query.value, k: PAGE, offset, ...f }),
     });
   }
   const form = new FormData();
@@ -60,6 +61,7 @@ function urlFor(query) {
   const params = new URLSearchParams(filters());
   if (query.kind === "id") params.set("id", query.value);
   if (query.kind === "url") params.set("url", query.value);
+  if (query.kind === "text") params.set("text", query.value);
   const qs = params.toString();
   return qs ? `/?${qs}` : "/";
 }
@@ -104,6 +106,10 @@ function fromAddress() {
   if (params.has("url")) {
     $("url").value = params.get("url");
     return show({ kind: "url", value: params.get("url") });
+  }
+  if (params.has("text")) {
+    $("text").value = params.get("text");
+    return show({ kind: "text", value: params.get("text") });
   }
   if (params.has("upload")) status("Uploads are not kept in the address: drop the image again.");
   $("query").hidden = true;
@@ -194,6 +200,11 @@ async function renderQuery(query) {
       el("div", { class: "query-text" }, el("strong", { text: "Image at" }), el("div", { class: "break", text: query.value })));
     return;
   }
+  if (query.kind === "text") {
+    box.replaceChildren(el("div", { class: "query-text" },
+      el("strong", { text: "Described as" }), el("div", { class: "break", text: query.value })));
+    return;
+  }
   box.replaceChildren(el("div", { class: "query-text", text: "Loading…" }));
   try {
     const image = await api(`/api/v1/images/${query.value}`);
@@ -246,6 +257,11 @@ function setup() {
     const url = $("url").value.trim();
     if (url) go({ kind: "url", value: url });
   });
+  $("text-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const text = $("text").value.trim();
+    if (text) go({ kind: "text", value: text });
+  });
   $("random").addEventListener("click", async () => {
     try {
       const image = await api("/api/v1/random");
@@ -255,7 +271,10 @@ function setup() {
   $("apply-filters").addEventListener("click", () => { if (current) go({ ...current }); });
   $("more").addEventListener("click", loadPage);
   window.addEventListener("popstate", fromAddress);
-  api("/healthz").then((h) => { $("library-info").textContent = `${h.images.toLocaleString()} images · ${h.model}`; }).catch(() => {});
+  api("/healthz").then((h) => {
+    $("library-info").textContent = `${h.images.toLocaleString()} images · ${h.model}`;
+    $("text-form").hidden = !h.text; // only models that embed text can search by it
+  }).catch(() => {});
   fromAddress();
 }
 
