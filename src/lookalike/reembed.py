@@ -36,6 +36,7 @@ from .interrupts import StopOnInterrupt
 from .library import Library, LibraryError
 from .sources.archives import ArchiveError, MemoryItem, read_archive
 from .sources.locate import ImageGone, read_image_bytes
+from .tiles import split_member
 
 
 @dataclass
@@ -69,7 +70,13 @@ class OriginalReader:
 
     def read(self, record: ImageRecord, wanted_members: set[tuple[str, str]]) -> bytes:
         for place in record.places:
-            if place.member and (place.source, place.member) in wanted_members:
+            if (
+                place.member
+                and (place.source, place.member) in wanted_members
+                and not (
+                    split_member(place.member)[1]  # a sprite: cropped from its sheet, below
+                )
+            ):
                 data = self._member(place, wanted_members)
                 if data is not None and hashlib.sha256(data).hexdigest() == record.sha256:
                     return data
