@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import io
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit
 
 import httpx
@@ -270,3 +271,46 @@ def test_search_numbers_out_of_range_are_422(shared, body):
     if filters:
         response = httpx.get(f"{shared}/api/v1/images/1/similar", params=filters)
         assert response.status_code == 422, response.text
+
+
+# -- a slow client-chosen URL must not stall the server -------------------------------------
+
+
+def test_a_slow_url_search_does_not_hold_up_other_requests(indexed, picture_folder):
+    """URL searches fetch from wherever the client says, perhaps slowly; the fetch (and the
+    decode and embed after it) used to run on the event loop, stalling every request."""
+    import http.server
+    import threading
+    import time
+
+    image = (picture_folder / "pic05.png").read_bytes()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            time.sleep(3)
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(image)))
+            self.end_headers()
+            self.wfile.write(image)
+
+    slow = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=slow.serve_forever, daemon=True).start()
+    app = create_app(indexed, ServerSettings(allow_private_urls=True))
+    try:
+        with live_server(app) as base:
+            url = f"http://127.0.0.1:{slow.server_port}/slow.png"
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(httpx.post, f"{base}/api/v1/search", json={"url": url})
+                time.sleep(0.5)  # the URL search is waiting on the slow server now
+                started = time.monotonic()
+                assert httpx.get(f"{base}/healthz").status_code == 200
+                assert httpx.post(f"{base}/api/v1/search", json={"id": 1}).status_code == 200
+                assert time.monotonic() - started < 1.5
+                found = pending.result(timeout=60)
+            assert found.status_code == 200
+            assert found.json()["results"][0]["source"].endswith("pic05.png")
+    finally:
+        slow.shutdown()

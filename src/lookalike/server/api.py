@@ -1,4 +1,10 @@
-"""REST API v1. Every error is JSON: {"detail": "what went wrong"}."""
+"""REST API v1. Every error is JSON: {"detail": "what went wrong"}.
+
+The routes that read a body are `async` (to read it as it streams, under BodyLimit); what they
+do with it (decode, embed, search, fetch a URL, write) blocks, so it runs in the thread pool
+via `blocking()`: on the event loop it would stall every other request, a slow URL for its whole
+timeout. The `def` routes run in the thread pool already.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi import Path as PathParam
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool as blocking
 
 from ..catalog.records import ImageRecord, Place
 from ..decode import DecodeError
@@ -170,7 +177,7 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
     )  # fmt: skip
     async def extract(request: Request) -> dict:
         data, _ = await read_upload(request)
-        vector = query_from_bytes(data).vector
+        vector = (await blocking(query_from_bytes, data)).vector
         return {
             "model": service.embedder.model_id,
             "dim": int(vector.shape[0]),
@@ -187,15 +194,20 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             data, fields = await read_upload(request)
             fields.pop("filename", None)
             options = parse_body(SearchOptions, {k: v for k, v in fields.items() if v != ""})
-            query = query_from_bytes(data)
-            return results_page(query, options, {"kind": "upload", "sha256": query.sha256})
+            return await blocking(upload_page, data, options)
         body = await json_body(request, SearchBody)
         if (body.url is None) == (body.id is None):
             raise HTTPException(400, 'give exactly one of "url", "id", or upload a "file"')
         if body.id is not None:
-            return similar_page(body.id, body)
-        data = url_bytes(body.url, service.fetch)
+            return await blocking(similar_page, body.id, body)
+        return await blocking(url_page, body)
+
+    def upload_page(data: bytes, options: SearchOptions) -> dict:
         query = query_from_bytes(data)
+        return results_page(query, options, {"kind": "upload", "sha256": query.sha256})
+
+    def url_page(body: SearchBody) -> dict:
+        query = query_from_bytes(url_bytes(body.url, service.fetch))
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})
 
     def similar_page(image_id: int, options: SearchOptions) -> dict:
@@ -266,21 +278,29 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
     async def add(request: Request, response: Response) -> dict:
         if media_kind(request) == "multipart":
             data, fields = await read_upload(request)
-            meta = place_meta(fields)
-            place = service.upload_place(data, fields.get("filename"), **meta)
+            added = await blocking(add_upload, data, fields)
         else:
-            body = await json_body(request, AddBody)
-            data = url_bytes(body.url, service.download)
-            meta = place_meta(body.model_dump(exclude={"url"}))
-            place = service.url_place(body.url, **meta)
+            added = await blocking(add_url, await json_body(request, AddBody))
+        if not added["created"]:
+            response.status_code = 200
+        return added
+
+    def add_upload(data: bytes, fields: dict) -> dict:
+        place = service.upload_place(data, fields.get("filename"), **place_meta(fields))
+        return add_image(data, place)
+
+    def add_url(body: AddBody) -> dict:
+        data = url_bytes(body.url, service.download)
+        meta = place_meta(body.model_dump(exclude={"url"}))
+        return add_image(data, service.url_place(body.url, **meta))
+
+    def add_image(data: bytes, place) -> dict:
         try:
             image_id, created = service.add_image(data, place)
         except DecodeError as exc:
             raise HTTPException(400, f"not an image: {exc}") from None
         except WriteBusy as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
-        if not created:
-            response.status_code = 200
         return {"id": image_id, "created": created, "image": record_json(get_record(image_id))}
 
     @router.delete(
