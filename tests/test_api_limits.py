@@ -314,3 +314,14 @@ def test_a_slow_url_search_does_not_hold_up_other_requests(indexed, picture_fold
             assert found.json()["results"][0]["source"].endswith("pic05.png")
     finally:
         slow.shutdown()
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[", "http://[::1/x.png", "http://example.org:99999/x.png", "http://a:-1/x"]
+)
+def test_malformed_urls_are_400(shared, url):
+    """Found by hand, not by the fuzzer: each was a 500 (ValueError from urlsplit or .port)."""
+    for path in ("/api/v1/search", "/api/v1/images"):
+        response = httpx.post(f"{shared}{path}", json={"url": url}, headers={"X-API-Key": KEY})
+        assert response.status_code == 400, (path, response.text)
+        assert "not a valid URL" in response.json()["detail"]

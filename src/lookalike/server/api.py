@@ -12,6 +12,7 @@ import hmac
 import json
 import random
 from dataclasses import asdict
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security
 from fastapi import Path as PathParam
@@ -132,6 +133,10 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         return parse_body(model, raw)
 
     def url_bytes(url: str, fetch) -> bytes:
+        try:  # urlsplit and .port raise ValueError ("http://[", port 99999) deep in the fetch
+            _ = urlsplit(url).port
+        except ValueError as exc:
+            raise HTTPException(400, f"url is not a valid URL: {exc}") from None
         if not is_url(url):
             raise HTTPException(400, "url must be an http(s) URL")
         try:
