@@ -11,7 +11,6 @@ from __future__ import annotations
 import hmac
 import json
 import random
-from dataclasses import asdict
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security
@@ -20,9 +19,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool as blocking
 
-from ..catalog.records import ImageRecord, Place
+from ..catalog.records import ImageRecord
 from ..decode import DecodeError
-from ..search import Hit, QueryError, QueryVector, hit_to_dict
+from ..search import QueryError, QueryVector
 from ..sources.http import FetchError, is_url
 from ..sources.locate import ImageGone
 from .schemas import (
@@ -35,7 +34,9 @@ from .schemas import (
     SearchOptions,
     SearchPage,
     errors,
+    record_json,
     request_body,
+    result_json,
 )
 from .service import LibraryService, WriteBusy
 from .settings import ServerSettings
@@ -371,39 +372,3 @@ def place_meta(fields: dict) -> dict:
         "page_url": fields.get("page_url") or None,
         "tags": tuple(tags),
     }
-
-
-def links(image_id: int) -> dict:
-    base = f"/api/v1/images/{image_id}"
-    return {"thumbnail": f"{base}/thumbnail", "file": f"{base}/file", "similar": f"{base}/similar"}
-
-
-def result_json(hit: Hit) -> dict:
-    out = hit_to_dict(hit)
-    out["places"] = len(hit.record.places)
-    out.update(links(hit.id))
-    for dup, dup_hit in zip(out["duplicates"], hit.duplicates):
-        dup.update(links(dup_hit.id))
-    return out
-
-
-def record_json(record: ImageRecord) -> dict:
-    out = {
-        "id": record.id,
-        "sha256": record.sha256,
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-        "byte_size": record.byte_size,
-        "status": record.status,
-        "model": record.model,
-        "places": [place_json(p) for p in record.places],
-    }
-    out.update(links(record.id))
-    return out
-
-
-def place_json(place: Place) -> dict:
-    out = asdict(place)
-    out["tags"] = list(place.tags)
-    return out

@@ -4,16 +4,18 @@ The routes that take an upload parse their bodies by hand (one route accepts mul
 JSON), so FastAPI cannot infer their request bodies: `request_body()` describes them with
 `openapi_extra`, so that /docs and API fuzzers (tests/test_api_fuzz.py) see the real thing.
 The response models are documentation only (`responses=`), never used to filter output; the
-fuzz test checks that every answer matches them.
+fuzz test checks that every answer matches them. The functions at the end build that JSON.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..search import Filters
+from ..catalog.records import ImageRecord, Place
+from ..search import Filters, Hit, hit_to_dict
 
 # SQLite integers are signed 64-bit: a larger id would raise OverflowError in the driver.
 MAX_ID = 2**63 - 1
@@ -194,3 +196,42 @@ def request_body(kind: str) -> dict:
         },
     }[kind]
     return {"requestBody": {"required": True, "content": content}}
+
+
+# -- the JSON the routes answer with ----------------------------------------------------------
+
+
+def links(image_id: int) -> dict:
+    base = f"/api/v1/images/{image_id}"
+    return {"thumbnail": f"{base}/thumbnail", "file": f"{base}/file", "similar": f"{base}/similar"}
+
+
+def result_json(hit: Hit) -> dict:
+    out = hit_to_dict(hit)
+    out["places"] = len(hit.record.places)
+    out.update(links(hit.id))
+    for dup, dup_hit in zip(out["duplicates"], hit.duplicates):
+        dup.update(links(dup_hit.id))
+    return out
+
+
+def record_json(record: ImageRecord) -> dict:
+    out = {
+        "id": record.id,
+        "sha256": record.sha256,
+        "width": record.width,
+        "height": record.height,
+        "format": record.format,
+        "byte_size": record.byte_size,
+        "status": record.status,
+        "model": record.model,
+        "places": [place_json(p) for p in record.places],
+    }
+    out.update(links(record.id))
+    return out
+
+
+def place_json(place: Place) -> dict:
+    out = asdict(place)
+    out["tags"] = list(place.tags)
+    return out
