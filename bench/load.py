@@ -11,7 +11,8 @@
    decoding process) on the same library: the CLI holds the library's write lock while the
    service keeps searching and picks up what the job commits.
 4. Runs --clients concurrent clients (asyncio + httpx, one connection each) for --duration
-   seconds, each sending one request after another, chosen at random:
+   seconds (after --warmup seconds of the same load, not measured), each sending one request
+   after another, chosen at random:
    upload search 40% (POST /api/v1/search, multipart), id search 40% (POST /api/v1/search,
    JSON {"id"}), URL search 20% (POST /api/v1/search, JSON {"url"} of the file server).
 5. Reports requests, errors (any exception or status other than 200), p50/p99 latency per kind
@@ -158,6 +159,9 @@ def main() -> None:
     parser.add_argument("--library", type=Path, help="start from a copy of this library")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--duration", type=float, default=60, help="seconds of load")
+    parser.add_argument(
+        "--warmup", type=float, default=15, help="seconds of load before measuring (RSS start)"
+    )
     parser.add_argument("--index-set", default="rltiles", help="set the indexing job adds")
     parser.add_argument("--no-index-job", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
@@ -201,7 +205,8 @@ def main() -> None:
             )
             # warm-up at full concurrency: the model, the thread pool and its per-thread
             # connections, onnxruntime's buffers; RSS "start" is taken after it
-            asyncio.run(drive(base, files_base, files, ids, args.clients, 5, args.seed + 99))
+            warm = args.warmup
+            asyncio.run(drive(base, files_base, files, ids, args.clients, warm, args.seed + 99))
 
             job = None
             if not args.no_index_job:
