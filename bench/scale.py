@@ -257,7 +257,10 @@ def bench_milvus_streamed(real: np.ndarray, n: int, tmp: Path, chunk: int = 100_
         order = np.argsort(-merged_scores, axis=1)[:, :10]
         best_scores = np.take_along_axis(merged_scores, order, axis=1)
         best_ids = np.take_along_axis(merged_ids, order, axis=1)
-        print(f"  milvus: {start + len(vectors):,} inserted ({time.perf_counter() - started:.0f} s)", flush=True)
+        print(
+            f"  milvus: {start + len(vectors):,} inserted ({time.perf_counter() - started:.0f} s)",
+            flush=True,
+        )
     index.save()
     index.client.load_collection("bench")
     build = time.perf_counter() - started
@@ -268,7 +271,11 @@ def bench_milvus_streamed(real: np.ndarray, n: int, tmp: Path, chunk: int = 100_
         latencies.append(time.perf_counter() - t0)
         recalls.append(len(set(found[0].tolist()) & set(true.tolist())) / 10)
     ms = np.array(latencies) * 1000
-    size = sum(p.stat().st_size for p in Path(db).rglob("*") if p.is_file()) if db.is_dir() else db.stat().st_size
+    size = (
+        sum(p.stat().st_size for p in Path(db).rglob("*") if p.is_file())
+        if db.is_dir()
+        else db.stat().st_size
+    )
     print(
         f"milvus   synthetic {n:>9,} {'IVF_FLAT nprobe 32':28s} build {build:6.1f} s  "
         f"{size / n:6.0f} B/vector on disk  recall@10 {np.mean(recalls):.3f}  "

@@ -17,6 +17,7 @@ from lookalike.sources.http import (
     Fetcher,
     FetchPolicy,
     GuardedNetworkBackend,
+    is_url,
     public_addresses,
 )
 
@@ -89,3 +90,8 @@ def test_private_fetching_when_allowed_still_works(internal_service):
     with Fetcher(FetchPolicy(allow_private=True, retries=0)) as fetcher:
         assert fetcher.get(f"http://127.0.0.1:{internal_service}/ok").body == b"internal secret"
     assert _Secret.hits == ["/ok"]
+
+
+def test_malformed_urls_are_not_urls():
+    assert not is_url("http://[") and not is_url("https://[::1")
+    assert is_url("http://example.org/a.png")

@@ -1,21 +1,44 @@
-"""REST API v1. Every error is JSON: {"detail": "what went wrong"}."""
+"""REST API v1. Every error is JSON: {"detail": "what went wrong"}.
+
+The routes that read a body are `async` (to read it as it streams, under BodyLimit); what they
+do with it (decode, embed, search, fetch a URL, write) blocks, so it runs in the thread pool
+via `blocking()`: on the event loop it would stall every other request, a slow URL for its whole
+timeout. The `def` routes run in the thread pool already.
+"""
 
 from __future__ import annotations
 
 import hmac
 import json
 import random
-from dataclasses import asdict
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field, ValidationError
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, Security
+from fastapi import Path as PathParam
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool as blocking
 
-from ..catalog.records import ImageRecord, Place
+from ..catalog.records import ImageRecord
 from ..decode import DecodeError
 from ..embed.base import TextNotSupportedError
-from ..search import Filters, Hit, QueryError, QueryVector, hit_to_dict
+from ..search import QueryError, QueryVector
 from ..sources.http import FetchError, is_url
 from ..sources.locate import ImageGone
+from .schemas import (
+    MAX_ID,
+    AddBody,
+    Added,
+    Extracted,
+    ImageOut,
+    SearchBody,
+    SearchOptions,
+    SearchPage,
+    errors,
+    record_json,
+    request_body,
+    result_json,
+)
 from .service import LibraryService, WriteBusy
 from .settings import ServerSettings
 from .thumbnails import MEDIA_TYPE, THUMBNAIL_SIZES, cached_thumbnail
@@ -26,74 +49,53 @@ MEDIA_TYPES = {
 }  # fmt: skip
 
 
-class SearchOptions(BaseModel):
-    k: int = Field(12, ge=1, le=200)
-    offset: int = Field(0, ge=0, le=10_000)
-    collapse: bool = True
-    verify: bool = False  # geometric verification of the best hits (slower)
-    licence: str | None = None
-    author: str | None = None
-    site: str | None = None
-    format: str | None = None
-    min_width: int | None = Field(None, ge=1)
-    min_height: int | None = Field(None, ge=1)
+# Declared with FastAPI's security classes so that the OpenAPI spec lists both ways to send a
+# key; auto_error=False because the answer (401 or 403, and its message) is ours to give.
+KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="the API key")
+BEARER = HTTPBearer(auto_error=False, description="the API key as a bearer token")
 
-    def filters(self) -> Filters:
-        return Filters(
-            self.licence, self.author, self.site, self.format, self.min_width, self.min_height
-        )
+# A path id: SQLite integers are 64-bit, and ids start at 1 (anything else is a 422, not a
+# 500 from the driver's OverflowError).
+ImageId = PathParam(ge=1, le=MAX_ID, description="an image id")
 
 
-class SearchBody(SearchOptions):
-    url: str | None = None
-    id: int | None = None
-    # text, or a mixed query: "2:cat + id:42 - fruit" (terms that are id:N or URLs are pictures)
-    text: str | None = Field(None, max_length=2000)
+def given_key(
+    key: str | None = Security(KEY_HEADER),
+    bearer: HTTPAuthorizationCredentials | None = Security(BEARER),
+) -> str:
+    if key:
+        return key
+    return bearer.credentials.strip() if bearer is not None else ""
 
 
-class AddBody(BaseModel):
-    url: str
-    title: str | None = None
-    author: str | None = None
-    licence: str | None = None
-    page_url: str | None = None
-    tags: list[str] = []
+def check_key(given: str, expected: str, what: str) -> None:
+    # hmac.compare_digest: the time taken does not depend on how much of the key was right
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, f"{what} needs an API key (X-API-Key or Authorization: Bearer)")
 
 
 def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter:
-    def check_key(request: Request, expected: str | None, what: str) -> None:
-        if expected is None:
-            return
-        given = request.headers.get("x-api-key") or ""
-        auth = request.headers.get("authorization", "")
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        if not hmac.compare_digest(given.encode(), expected.encode()):  # constant time
-            raise HTTPException(
-                401, f"{what} needs an API key (X-API-Key or Authorization: Bearer)"
-            )
+    def read_access(given: str = Depends(given_key)) -> None:
+        check_key(given, settings.read_key, "reading")
 
-    def read_access(request: Request) -> None:
-        check_key(request, settings.read_key, "reading")
-
-    def write_access(request: Request) -> None:
+    def write_access(given: str = Depends(given_key)) -> None:
         if settings.api_key is None:
             raise HTTPException(
                 403, "writes are disabled: start the server with LOOKALIKE_API_KEY set"
             )
-        check_key(request, settings.api_key, "writing")
+        check_key(given, settings.api_key, "writing")
 
     router = APIRouter(prefix="/api/v1")
-    reads = [Depends(read_access)]
+    # Without a read key, reads take no key at all (and the spec says so).
+    reads = [Depends(read_access)] if settings.read_key is not None else []
     writes = [Depends(write_access)]
+    read_errors = (401, 429) if settings.read_key is not None else (429,)
 
     # -- helpers --------------------------------------------------------------------------------
 
     async def read_upload(request: Request) -> tuple[bytes, dict]:
         """The uploaded file (field "file") and the other form fields; 400 / 413 as due."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > settings.max_upload_bytes + 64 * 1024:
-            raise HTTPException(413, f"upload larger than {settings.max_upload_bytes:,} bytes")
+        # The body as a whole is capped as it streams (limits.BodyLimit); here, the file.
         form = await request.form(max_files=1, max_fields=50)
         upload = form.get("file")
         if upload is None or isinstance(upload, str):
@@ -119,15 +121,24 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
 
     async def json_body(request: Request, model):
         """The JSON body, parsed and validated into `model` (400 / 422 with the reason)."""
+        body = await request.body() or b"{}"
         try:
-            raw = json.loads(await request.body() or b"{}")
+            raw = json.loads(body)
         except json.JSONDecodeError as exc:
             raise HTTPException(400, f"the body is not valid JSON: {exc.msg}") from None
+        except UnicodeDecodeError:  # json.loads(bytes) decodes first (UTF-8, -16 or -32)
+            raise HTTPException(400, "the body is not valid JSON: not UTF-8 text") from None
+        except RecursionError:  # thousands of nested brackets
+            raise HTTPException(400, "the body is not valid JSON: nested too deeply") from None
         if not isinstance(raw, dict):
             raise HTTPException(422, "the JSON body must be an object")
         return parse_body(model, raw)
 
     def url_bytes(url: str, fetch) -> bytes:
+        try:  # urlsplit and .port raise ValueError ("http://[", port 99999) deep in the fetch
+            _ = urlsplit(url).port
+        except ValueError as exc:
+            raise HTTPException(400, f"url is not a valid URL: {exc}") from None
         if not is_url(url):
             raise HTTPException(400, "url must be an http(s) URL")
         try:
@@ -175,40 +186,54 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
 
     # -- endpoints ------------------------------------------------------------------------------
 
-    @router.post("/extract", dependencies=reads, summary="The vector of an uploaded image")
+    @router.post(
+        "/extract", dependencies=reads, summary="The vector of an uploaded image",
+        openapi_extra=request_body("extract"),
+        responses={200: {"model": Extracted}, **errors(400, 413, 415, 422, *read_errors)},
+    )  # fmt: skip
     async def extract(request: Request) -> dict:
         data, _ = await read_upload(request)
-        vector = query_from_bytes(data).vector
+        vector = (await blocking(query_from_bytes, data)).vector
         return {
             "model": service.embedder.model_id,
             "dim": int(vector.shape[0]),
             "vector": vector.tolist(),
         }
 
-    @router.post("/search", dependencies=reads, summary="Search by upload, URL, id or text")
+    @router.post(
+        "/search", dependencies=reads, summary="Search by upload, URL, id or text",
+        openapi_extra=request_body("search"),
+        responses={200: {"model": SearchPage}, **errors(400, 404, 413, 415, 422, *read_errors)},
+    )  # fmt: skip
     async def search(request: Request) -> dict:
         if media_kind(request) == "multipart":
             data, fields = await read_upload(request)
             fields.pop("filename", None)
             text = fields.pop("text", "").strip()  # an upload plus text: a mixed query
             options = parse_body(SearchOptions, {k: v for k, v in fields.items() if v != ""})
-            query = query_from_bytes(data)
-            described = {"kind": "upload", "sha256": query.sha256}
-            if text:
-                query = query_from_text(text, base=query)
-                described = {"kind": "upload+text", "sha256": described["sha256"], "text": text}
-            return results_page(query, options, described)
+            return await blocking(upload_page, data, options, text)
         body = await json_body(request, SearchBody)
         if sum(x is not None for x in (body.url, body.id, body.text)) != 1:
             raise HTTPException(400, 'give exactly one of "url", "id", "text", or upload a "file"')
         if body.id is not None:
-            return similar_page(body.id, body)
+            return await blocking(similar_page, body.id, body)
         if body.text is not None:
-            return results_page(
-                query_from_text(body.text), body, {"kind": "text", "text": body.text}
-            )
-        data = url_bytes(body.url, service.fetch)
+            return await blocking(text_page, body)
+        return await blocking(url_page, body)
+
+    def upload_page(data: bytes, options: SearchOptions, text: str = "") -> dict:
         query = query_from_bytes(data)
+        described = {"kind": "upload", "sha256": query.sha256}
+        if text:
+            query = query_from_text(text, base=query)
+            described = {"kind": "upload+text", "sha256": described["sha256"], "text": text}
+        return results_page(query, options, described)
+
+    def text_page(body: SearchBody) -> dict:
+        return results_page(query_from_text(body.text), body, {"kind": "text", "text": body.text})
+
+    def url_page(body: SearchBody) -> dict:
+        query = query_from_bytes(url_bytes(body.url, service.fetch))
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})
 
     def similar_page(image_id: int, options: SearchOptions) -> dict:
@@ -218,16 +243,29 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             raise HTTPException(404, f"no indexed image with id {image_id}") from None
         return results_page(query, options, {"kind": "id", "id": image_id})
 
-    @router.get("/images/{image_id}/similar", dependencies=reads, summary="Images like this one")
-    def similar(image_id: int, options: SearchOptions = Depends()) -> dict:
+    @router.get(
+        "/images/{image_id}/similar", dependencies=reads, summary="Images like this one",
+        responses={200: {"model": SearchPage}, **errors(404, 422, *read_errors)},
+    )  # fmt: skip
+    def similar(image_id: int = ImageId, options: SearchOptions = Depends()) -> dict:
         return similar_page(image_id, options)
 
-    @router.get("/images/{image_id}", dependencies=reads, summary="An image and all its places")
-    def image(image_id: int) -> dict:
+    @router.get(
+        "/images/{image_id}", dependencies=reads, summary="An image and all its places",
+        responses={200: {"model": ImageOut}, **errors(404, 422, *read_errors)},
+    )  # fmt: skip
+    def image(image_id: int = ImageId) -> dict:
         return record_json(get_record(image_id))
 
-    @router.get("/images/{image_id}/thumbnail", dependencies=reads, response_class=Response)
-    def thumbnail(image_id: int, size: int = Query(256)) -> Response:
+    @router.get(
+        "/images/{image_id}/thumbnail", dependencies=reads, response_class=Response,
+        summary="A WebP thumbnail",
+        responses={200: {"content": {MEDIA_TYPE: {}}}, **errors(404, 422, *read_errors)},
+    )  # fmt: skip
+    def thumbnail(
+        image_id: int = ImageId,
+        size: int = Query(256, description=f"one of {', '.join(map(str, THUMBNAIL_SIZES))}"),
+    ) -> Response:
         if size not in THUMBNAIL_SIZES:
             raise HTTPException(422, f"size must be one of {', '.join(map(str, THUMBNAIL_SIZES))}")
         record = get_record(image_id)
@@ -241,35 +279,61 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             data, media_type=MEDIA_TYPE, headers={"Cache-Control": "public, max-age=86400"}
         )
 
-    @router.get("/images/{image_id}/file", dependencies=reads, response_class=Response)
-    def file(image_id: int) -> Response:
+    @router.get(
+        "/images/{image_id}/file", dependencies=reads, response_class=Response,
+        summary="The image's original bytes",
+        responses={
+            200: {"content": {t: {} for t in (*MEDIA_TYPES.values(), "application/octet-stream")}},
+            **errors(404, 422, *read_errors),
+        },
+    )  # fmt: skip
+    def file(image_id: int = ImageId) -> Response:
         record = get_record(image_id)
         media_type = MEDIA_TYPES.get(record.format or "", "application/octet-stream")
         return Response(original(image_id), media_type=media_type)
 
-    @router.post("/images", dependencies=writes, status_code=201, summary="Add an image")
+    @router.post(
+        "/images", dependencies=writes, status_code=201, summary="Add an image",
+        openapi_extra=request_body("add"),
+        responses={
+            200: {"model": Added, "description": "The bytes were known: a place was added"},
+            201: {"model": Added, "description": "A new image"},
+            **errors(400, 401, 403, 413, 415, 422, 429, 503),
+        },
+    )  # fmt: skip
     async def add(request: Request, response: Response) -> dict:
         if media_kind(request) == "multipart":
             data, fields = await read_upload(request)
-            meta = place_meta(fields)
-            place = service.upload_place(data, fields.get("filename"), **meta)
+            added = await blocking(add_upload, data, fields)
         else:
-            body = await json_body(request, AddBody)
-            data = url_bytes(body.url, service.download)
-            meta = place_meta(body.model_dump(exclude={"url"}))
-            place = service.url_place(body.url, **meta)
+            added = await blocking(add_url, await json_body(request, AddBody))
+        if not added["created"]:
+            response.status_code = 200
+        return added
+
+    def add_upload(data: bytes, fields: dict) -> dict:
+        place = service.upload_place(data, fields.get("filename"), **place_meta(fields))
+        return add_image(data, place)
+
+    def add_url(body: AddBody) -> dict:
+        data = url_bytes(body.url, service.download)
+        meta = place_meta(body.model_dump(exclude={"url"}))
+        return add_image(data, service.url_place(body.url, **meta))
+
+    def add_image(data: bytes, place) -> dict:
         try:
             image_id, created = service.add_image(data, place)
         except DecodeError as exc:
             raise HTTPException(400, f"not an image: {exc}") from None
         except WriteBusy as exc:
             raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
-        if not created:
-            response.status_code = 200
         return {"id": image_id, "created": created, "image": record_json(get_record(image_id))}
 
-    @router.delete("/images/{image_id}", dependencies=writes, status_code=204)
-    def delete(image_id: int) -> Response:
+    @router.delete(
+        "/images/{image_id}", dependencies=writes, status_code=204, summary="Remove an image",
+        response_class=Response, responses=errors(401, 403, 404, 422, 429, 503),
+    )  # fmt: skip
+    def delete(image_id: int = ImageId) -> Response:
         try:
             found = service.delete_image(image_id)
         except WriteBusy as exc:
@@ -278,14 +342,20 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
             raise HTTPException(404, f"no image with id {image_id}")
         return Response(status_code=204)
 
-    @router.get("/random", dependencies=reads, summary="A random indexed image, to start exploring")
+    @router.get(
+        "/random", dependencies=reads, summary="A random indexed image, to start exploring",
+        responses={200: {"model": ImageOut}, **errors(404, *read_errors)},
+    )  # fmt: skip
     def random_image() -> dict:
         ids = service.library().catalog.vector_ids()
         if not len(ids):
             raise HTTPException(404, "the library has no images yet")
         return record_json(get_record(int(random.choice(ids))))
 
-    @router.get("/stats", dependencies=reads)
+    @router.get(
+        "/stats", dependencies=reads, summary="Counts, model, index, bytes on disk",
+        responses=errors(*read_errors),
+    )  # fmt: skip
     def stats() -> dict:
         from ..cli.catalog_cmds import library_stats
 
@@ -322,39 +392,3 @@ def place_meta(fields: dict) -> dict:
         "page_url": fields.get("page_url") or None,
         "tags": tuple(tags),
     }
-
-
-def links(image_id: int) -> dict:
-    base = f"/api/v1/images/{image_id}"
-    return {"thumbnail": f"{base}/thumbnail", "file": f"{base}/file", "similar": f"{base}/similar"}
-
-
-def result_json(hit: Hit) -> dict:
-    out = hit_to_dict(hit)
-    out["places"] = len(hit.record.places)
-    out.update(links(hit.id))
-    for dup, dup_hit in zip(out["duplicates"], hit.duplicates):
-        dup.update(links(dup_hit.id))
-    return out
-
-
-def record_json(record: ImageRecord) -> dict:
-    out = {
-        "id": record.id,
-        "sha256": record.sha256,
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-        "byte_size": record.byte_size,
-        "status": record.status,
-        "model": record.model,
-        "places": [place_json(p) for p in record.places],
-    }
-    out.update(links(record.id))
-    return out
-
-
-def place_json(place: Place) -> dict:
-    out = asdict(place)
-    out["tags"] = list(place.tags)
-    return out

@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from .api import build_router
+from .limits import BodyLimit, RateLimiter, parse_networks
 from .service import LibraryService, ModelChanged
 from .settings import ServerSettings
 
@@ -39,12 +40,24 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    # Middleware added last runs first: CORS outermost (so that 413 and 429 answers carry its
+    # headers and a page can read them), then the rate limit (before any body is read), then
+    # the body limit.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_upload_bytes)
+    if settings.rate_limit:
+        app.add_middleware(
+            RateLimiter,
+            rate=settings.rate_limit,
+            burst=settings.burst,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(settings.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Content-Type", "X-API-Key", "Authorization"],
+            expose_headers=["Retry-After"],
         )
 
     @app.exception_handler(RequestValidationError)

@@ -54,7 +54,10 @@ class BlockedAddressError(FetchError):
 
 
 def is_url(text: str) -> bool:
-    return urlsplit(text).scheme in ("http", "https")
+    try:
+        return urlsplit(text).scheme in ("http", "https")
+    except ValueError:  # "http://[" and other malformed URLs are not fetchable URLs
+        return False
 
 
 @dataclass(frozen=True)
