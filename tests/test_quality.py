@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 import random
+from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
+from lookalike.decode import BACKGROUND_RGB
 from lookalike.embed.registry import create_embedder
 from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
 from lookalike.evaluation.retrieval import evaluate_retrieval
@@ -207,3 +210,57 @@ def test_the_grey_model_ignores_colour():
     ga, gb = grey.embed_images([picture, drained])
     assert grey.model_id == "effnet-lite0-grey@1"
     assert float(ga @ gb) > 0.999 and float(a @ b) < 0.97
+
+
+def sprite(seed: int, palette: list[tuple[int, int, int]], size: int = 48) -> Image.Image:
+    """A palette sprite on transparency: blobs whose colours are palette indices, so two
+    palettes give two recolours of one drawing (a palette swap)."""
+    rng = random.Random(seed)
+    indexed = Image.new("L", (size, size), 0)  # 0 = transparent
+    draw = ImageDraw.Draw(indexed)
+    for _ in range(9):
+        x, y = rng.randrange(4, size - 16), rng.randrange(4, size - 16)
+        box = (x, y, x + rng.randint(5, 14), y + rng.randint(5, 14))
+        rng.choice([draw.rectangle, draw.ellipse])(box, fill=rng.randint(1, len(palette)))
+    lut = np.array([(0, 0, 0, 0)] + [(*c, 255) for c in palette], dtype=np.uint8)
+    return Image.fromarray(lut[np.asarray(indexed)], "RGBA")
+
+
+WARM = [(200, 40, 30), (250, 200, 60), (90, 30, 20), (255, 255, 255)]
+COLD = [(20, 60, 200), (10, 10, 40), (120, 220, 255), (60, 160, 60)]  # brightness order changes
+
+
+def test_the_shape_model_sees_through_palette_swaps():
+    """A palette swap leaves the shape model's picture unchanged (same vector), where the
+    colour and the luminance models both see a different picture; another drawing stays
+    another drawing."""
+    warm, cold, other = sprite(1, WARM), sprite(1, COLD), sprite(2, WARM)
+    shape = create_embedder("effnet-lite0-shape")
+    assert shape.model_id == "effnet-lite0-shape@1"
+    s_warm, s_cold, s_other = shape.embed_images([warm, cold, other])
+    assert float(s_warm @ s_cold) > 0.999
+    assert float(s_warm @ s_other) < 0.95
+    for name in ("effnet-lite0", "effnet-lite0-grey"):
+        a, b = create_embedder(name).embed_images([warm, cold])
+        assert float(a @ b) < 0.97, name
+
+
+def test_a_shape_library_finds_the_recolour_of_a_sprite(tmp_path, run_cli):
+    """Indexing and search hand the shape model the transparency it needs (decode keeps
+    alpha for it): the recoloured sprite finds its other colours first, not the sprites drawn
+    in the same colours, even a recolour that uses the grey other models put behind sprites."""
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    for seed in range(1, 7):
+        sprite(seed, WARM).save(folder / f"s{seed}-warm.png")
+    sprite(1, [(30, 200, 90), BACKGROUND_RGB, (0, 0, 0), (90, 90, 90)]).save(folder / "s1-g.png")
+    code, _, err = run_cli("index", "--model", "effnet-lite0-shape", folder)
+    assert code == 0, err
+    query = tmp_path / "query.png"
+    sprite(1, COLD).save(query)
+    code, out, _ = run_cli("search", "--json", "--no-collapse", "-k", "3", query)
+    assert code == 0
+    results = json.loads(out)["results"]
+    names = [Path(r["source"]).name for r in results]
+    assert set(names[:2]) == {"s1-warm.png", "s1-g.png"}, names
+    assert min(r["score"] for r in results[:2]) > 0.995  # the same shapes, exactly

@@ -24,7 +24,7 @@ import numpy as np
 
 from .catalog.records import Place
 from .decode import DecodeError, decode_image, to_rgb
-from .embed.base import Preprocessor
+from .embed.base import Preprocessor, wants_alpha
 from .sources.base import SourceError, SourceItem
 from .tiles import Box, find_tiles, tile_sha256
 
@@ -174,11 +174,15 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
             decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
             crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
-            tiles = tuple((box, tile_sha256(crop), preprocess(to_rgb(crop))) for box, crop in crops)
-            pixels = preprocess(to_rgb(decoded.image))
+            fit = (lambda im: im) if wants_alpha(preprocess) else to_rgb
+            tiles = tuple((box, tile_sha256(crop), preprocess(fit(crop))) for box, crop in crops)
+            pixels = preprocess(fit(decoded.image))
         else:
             decoded = decode_image(
-                data, max_pixels=_worker["max_pixels"], min_size=getattr(preprocess, "size", None)
+                data,
+                max_pixels=_worker["max_pixels"],
+                min_size=getattr(preprocess, "size", None),
+                keep_alpha=wants_alpha(preprocess),
             )
             pixels = preprocess(decoded.image)
     except DecodeError as exc:

@@ -30,7 +30,7 @@ from .catalog.records import ImageRecord, Place
 from .catalog.staging import stage_vectors, staged_ids, swap_in_staged
 from .catalog.web import DownloadLog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
-from .embed.base import Embedder
+from .embed.base import Embedder, wants_alpha
 from .embed.registry import create_embedder
 from .interrupts import StopOnInterrupt
 from .library import Library, LibraryError
@@ -133,6 +133,7 @@ def reembed(
     reader = OriginalReader(library)
     prep = embedder.preprocessor()
     min_size = getattr(prep, "size", None)
+    alpha = wants_alpha(prep)
     bar = tqdm(
         total=len(todo), unit="img", desc=f"re-embedding ({model})",
         disable=None if progress is None else not progress, dynamic_ncols=True,
@@ -153,7 +154,9 @@ def reembed(
                 for record in batch:
                     try:
                         data = reader.read(record, wanted)
-                        decoded = decode_image(data, max_pixels=max_pixels, min_size=min_size)
+                        decoded = decode_image(
+                            data, max_pixels=max_pixels, min_size=min_size, keep_alpha=alpha
+                        )
                     except (ImageGone, DecodeError) as exc:
                         report.unreadable.append((record.id, str(exc)))
                         continue

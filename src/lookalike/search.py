@@ -23,6 +23,7 @@ from PIL import Image
 
 from .catalog.records import ImageRecord
 from .decode import DecodeError, decode_image, to_rgb
+from .embed.base import wants_alpha
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
 from .query_terms import ExpressionError, combine, parse_expression
@@ -128,14 +129,18 @@ class Searcher:
 
     def bytes_vector(self, data: bytes) -> QueryVector:
         embedder = self.library.embedder
-        size = getattr(embedder.preprocessor(), "size", None)
+        prep = embedder.preprocessor()
+        alpha = wants_alpha(prep)
         try:
-            decoded = decode_image(data, min_size=size, keep_alpha=self.trim)
+            decoded = decode_image(
+                data, min_size=getattr(prep, "size", None), keep_alpha=self.trim or alpha
+            )
         except DecodeError as exc:
             raise QueryError(f"cannot read the query image: {exc}") from None
         picture = decoded.image
-        if picture.mode == "RGBA":  # only with trim
-            picture = to_rgb(picture.crop(picture.getchannel("A").getbbox() or (0, 0, 1, 1)))
+        if picture.mode == "RGBA" and self.trim:
+            picture = picture.crop(picture.getchannel("A").getbbox() or (0, 0, 1, 1))
+            picture = picture if alpha else to_rgb(picture)
         vector = embedder.embed_images([picture])[0]
         vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
         sha = hashlib.sha256(data).hexdigest()

@@ -66,7 +66,13 @@ MODELS: dict[str, ModelInfo] = {
             "effnet-lite0-grey", 1280, False, "effnet_lite0", "EffNetLite0Grey",
             ("onnxruntime",), None,
             "the lookalike package (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
-            "luminance only: finds recoloured copies (palette swaps)",
+            "luminance only: colour changes that keep brightness",
+        ),
+        ModelInfo(
+            "effnet-lite0-shape", 1280, False, "effnet_lite0", "EffNetLite0Shape",
+            ("onnxruntime",), None,
+            "the lookalike package (embed/weights/effnet-lite0.onnx)", "Apache-2.0",
+            "shapes, not colours: palette swaps and recolours of game art match",
         ),
         ModelInfo(
             "vgg16-fc2", 4096, False, "vgg16", "VGG16Fc2", _TORCHVISION, "torch",

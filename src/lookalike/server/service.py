@@ -28,6 +28,7 @@ from ..catalog.records import Place
 from ..catalog.store import Catalog
 from ..catalog.web import DownloadLog
 from ..decode import DEFAULT_MAX_PIXELS, decode_image
+from ..embed.base import wants_alpha
 from ..index.base import VectorIndex
 from ..index.faiss_index import FaissIndex
 from ..index.stores import confirm
@@ -193,8 +194,13 @@ class LibraryService:
         decoded = vector = None
         known = self.library().catalog.image_by_sha(sha)
         if not (known and known[1] in ("embedded", "indexed")):
-            size = getattr(self.embedder.preprocessor(), "size", None)
-            decoded = decode_image(data, max_pixels=self.max_pixels, min_size=size)  # DecodeError
+            prep = self.embedder.preprocessor()
+            decoded = decode_image(  # raises DecodeError
+                data,
+                max_pixels=self.max_pixels,
+                min_size=getattr(prep, "size", None),
+                keep_alpha=wants_alpha(prep),
+            )
             vector = (
                 self.embedder.embed_images([decoded.image]).astype(np.float16).astype(np.float32)
             )
