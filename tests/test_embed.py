@@ -30,7 +30,7 @@ def test_vectors_have_the_declared_dimension_and_unit_length(embedder):
     assert vectors.shape == (3, embedder.dim) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert (vectors >= 0).all()  # GeM of rectified maps
-    assert embedder.model_id == "effnet-lite0@1"
+    assert embedder.model_id == "effnet-lite0@2"
 
 
 def test_a_vector_does_not_depend_on_its_batch(embedder):

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from ..decode import to_rgb
 from .base import Embedder, ModelUnavailableError, l2_normalise
 
 WEIGHTS = Path(__file__).parent / "weights" / "effnet-lite0.onnx"
@@ -38,16 +39,36 @@ class SquarePreprocessor:
     edges that a crop loses (icons, flags) and, unlike padding, gives all of the network's input
     to the picture, which matters for long sprite sheets. Returns uint8 HWC, which pickles at a
     quarter of the size of float32 on its way from the decoding workers.
+
+    `trim`: cut transparent margins first (the picture then arrives with its alpha; see
+    `keep_alpha`). Margins carry no content, but they differ between the sizes of one icon,
+    between a sprite and its sheet, and between a sprite and its copy pasted elsewhere.
+    Measured in docs/quality.md: tango_icons mAP@10 0.754 -> 0.792, the other sets unchanged.
     """
 
     size: int = 192
     resample: int = Image.BILINEAR
+    trim: bool = False
+
+    @property
+    def keep_alpha(self) -> bool:  # read by embed.base.wants_alpha
+        return self.trim
 
     def __call__(self, image: Image.Image) -> np.ndarray:
+        if self.trim:
+            image = to_rgb(trim_transparent(image))
         if image.size != (self.size, self.size):
             # reducing_gap: big pictures are box-reduced first (much faster, same result)
             image = image.resize((self.size, self.size), self.resample, reducing_gap=3.0)
         return np.asarray(image, dtype=np.uint8)
+
+
+def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
+    """The picture less its margins of (nearly: alpha < `opaque`) transparent pixels."""
+    if image.mode != "RGBA":
+        return image
+    box = image.getchannel("A").point(lambda a: 255 if a >= opaque else 0).getbbox()
+    return image.crop(box) if box else image
 
 
 @dataclass(frozen=True)
@@ -90,7 +111,7 @@ class ShapePreprocessor(SquarePreprocessor):
 
 class EffNetLite0(Embedder):
     name = "effnet-lite0"
-    version = "1"  # bump when preprocessing or pooling changes
+    version = "2"  # bump when preprocessing or pooling changes; 2: transparent margins trimmed
     dim = 1280
 
     GEM_P = 3.0
@@ -119,7 +140,7 @@ class EffNetLite0(Embedder):
         )
 
     def preprocessor(self) -> SquarePreprocessor:
-        return SquarePreprocessor()
+        return SquarePreprocessor(trim=True)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
         x = (batch.astype(np.float32) - IMAGENET_MEAN) / IMAGENET_STD
