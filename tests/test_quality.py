@@ -17,7 +17,8 @@ from lookalike.embed.registry import create_embedder
 from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
 from lookalike.evaluation.retrieval import evaluate_retrieval
 from lookalike.library import Library
-from lookalike.search import Searcher
+from lookalike.search import TURN_PENALTY, Searcher
+from lookalike.verify import candidate_features
 
 from .conftest import REPO, make_picture
 
@@ -177,6 +178,38 @@ def test_verification_finds_a_cropped_rotated_copy_and_where(photo_library, libr
     assert abs(x - 60) <= 12 and abs(y - 40) <= 12 and abs(w - 200) <= 20 and abs(h - 160) <= 20
     assert 0.3 < top.verification.overlap < 0.5  # 200x160 of 320x240 = 0.42
     assert all(h.tier == "similar" for h in hits[1:])
+
+
+def test_verified_search_also_looks_for_turned_copies(photo_library, library_path):
+    """With verification the query is searched turned by 90, 180 and 270 degrees too: a copy
+    turned a quarter is then scored by its turned-back view, the original's own pixels (less
+    the penalty that keeps turned views from beating unturned matches)."""
+    turned = encode(photo(10).transpose(Image.Transpose.ROTATE_90), "PNG")
+    with Library.open(library_path) as library:
+        searcher = Searcher(library)
+        query = searcher.bytes_vector(turned)
+        plain = searcher.search_vector(query, 1, collapse=False)[0]
+        verified = searcher.search_vector(query, 1, collapse=False, verify=True)[0]
+    assert verified.record.width == 320 and verified.score > 0.995 - TURN_PENALTY
+    assert verified.tier == "copy" and verified.verification.matched
+    assert plain.score < verified.score - 0.02, plain.score  # unturned, it sees another picture
+
+
+def test_verification_keeps_candidates_features(photo_library, library_path):
+    """A candidate's features are kept by the sha256 of its bytes, so a second verified
+    search need not read it again (here: it could not, its files are gone)."""
+    candidate_features.clear()
+    copy = encode(photo(10).crop((20, 10, 300, 230)), "JPEG", quality=60)
+    with Library.open(library_path) as library:
+        searcher = Searcher(library)
+        first = searcher.search_vector(searcher.bytes_vector(copy), 2, collapse=False, verify=True)
+        assert first[0].verification.matched
+        assert candidate_features.get(first[0].record.sha256) is not None
+        (photo_library / "original.png").unlink()
+        (photo_library / "same pixels.bmp").unlink()
+        again = searcher.search_vector(searcher.bytes_vector(copy), 2, collapse=False, verify=True)
+    assert again[0].id == first[0].id and again[0].verification.matched
+    assert again[0].verification.inliers == first[0].verification.inliers
 
 
 def test_verification_sees_a_mirrored_copy(photo_library, library_path):

@@ -15,6 +15,8 @@ to at least WORK_SIZE on the longer side before keypoints are found.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +43,11 @@ MIN_INLIER_SHARE = 0.1  # of the keypoints of the picture with fewer
 RATIO = 0.8
 
 cv2.setNumThreads(1)  # verification runs per request; threads belong to the caller
+
+# Candidates' features are kept by the sha256 of their bytes (~25 KB each): the same images
+# come up as candidates again and again, and reading and decoding them is most of the time of
+# a verified search (photos: ~105 of ~150 ms cold).
+FEATURE_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -69,6 +76,34 @@ class Verification:
         }
 
 
+class _FeatureCache:
+    """A small thread-safe LRU map: sha256 -> Features."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[str, Features] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> Features | None:
+        with self._lock:
+            found = self._items.get(key)
+            if found is not None:
+                self._items.move_to_end(key)
+            return found
+
+    def put(self, key: str, value: Features) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+candidate_features = _FeatureCache(FEATURE_CACHE_SIZE)
 _orb = None
 
 
@@ -159,10 +194,15 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
     downloads_dir = library.downloads_dir
 
     def check(record) -> Verification | None:
-        candidate = _load_record(record, downloads_dir, cached[record.id])
-        if candidate is None:
-            return None
-        return verify(query_features, mirror_features, features(candidate))
+        found = candidate_features.get(record.sha256) if record.sha256 else None
+        if found is None:
+            candidate = _load_record(record, downloads_dir, cached[record.id])
+            if candidate is None:
+                return None
+            found = features(candidate)
+            if record.sha256:
+                candidate_features.put(record.sha256, found)
+        return verify(query_features, mirror_features, found)
 
     # Reading, decoding and ORB release the GIL: candidates are checked side by side.
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:

@@ -36,14 +36,15 @@ from ..search import QueryResult, Searcher, hit_to_dict
 @click.option(
     "--verify",
     is_flag=True,
-    help="Check the best hits with local features + RANSAC: verified copies come first, "
+    help="Find edited copies: the query is also searched turned by 90/180/270 degrees, and "
+    "the best hits are checked with local features + RANSAC; verified copies come first, "
     "with the matched region and how much of the image it covers.",
 )
 @click.option(
     "--trim",
     is_flag=True,
-    help="Cut the query pictures' transparent margins first: for a sprite cut with its frame "
-    "from a sheet indexed with `index --tiles`.",
+    help="Cut the query pictures' transparent margins first, for a sprite cut with its frame "
+    "from a sheet indexed with `index --tiles` (effnet-lite0 trims every picture itself).",
 )
 @click.pass_obj
 def search_cmd(obj, queries, texts, k, as_json, no_collapse, verify, trim):
