@@ -41,7 +41,7 @@ def test_health_stats_and_openapi(client):
     assert client.get("/healthz").json() == {
         "status": "ok",
         "images": 12,
-        "model": "effnet-lite0@2",
+        "model": "effnet-lite0@3",
         "text": False,
     }
     stats = client.get("/api/v1/stats").json()
@@ -60,7 +60,7 @@ def test_health_stats_and_openapi(client):
 
 def test_extract_returns_the_model_vector(client):
     body = upload(client, "/api/v1/extract", png_bytes(3)).json()
-    assert body["model"] == "effnet-lite0@2" and body["dim"] == 1280 and len(body["vector"]) == 1280
+    assert body["model"] == "effnet-lite0@3" and body["dim"] == 1280 and len(body["vector"]) == 1280
     assert abs(sum(v * v for v in body["vector"]) - 1.0) < 1e-2
 
 

@@ -217,7 +217,7 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
     assert code == 0, err
     assert "11 of 11 images embedded with resnet50@1" in err
-    assert "now uses resnet50@1 instead of effnet-lite0@2" in err
+    assert "now uses resnet50@1 instead of effnet-lite0@3" in err
     stats = json.loads(run_cli("stats", "--json")[1])
     assert stats["model"] == "resnet50" and stats["model_id"] == "resnet50@1"
     assert stats["dim"] == 2048 and stats["status"]["indexed"] == 11
@@ -254,7 +254,7 @@ def test_an_interrupted_reindex_leaves_the_old_index_working_and_resumes(
     # nothing that search reads has changed
     assert (library_path / "index.faiss").read_bytes() == index_bytes
     assert search_json(run_cli, str(mixed_sources / "file1.png"), "-k", "5") == before
-    assert json.loads(run_cli("stats", "--json")[1])["model_id"] == "effnet-lite0@2"
+    assert json.loads(run_cli("stats", "--json")[1])["model_id"] == "effnet-lite0@3"
     # running again embeds only the rest
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
     assert code == 0, err
@@ -273,7 +273,7 @@ def test_reindex_stops_before_switching_when_originals_are_gone(
     (mixed_sources / "file4.png").unlink()
     weights = random_weights("resnet50")
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
-    assert code == 1 and "1 originals could not be read: still searching with effnet-lite0@2" in err
+    assert code == 1 and "1 originals could not be read: still searching with effnet-lite0@3" in err
     assert "file4.png" in err
     assert json.loads(run_cli("stats", "--json")[1])["model"] == "effnet-lite0"
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "--drop-unreadable")

@@ -154,7 +154,7 @@ def test_without_tiles_sheets_are_indexed_whole(run_cli, sheets, library_path):
 @pytest.mark.parametrize("model", ["effnet-lite0-grey", "effnet-lite0"])
 def test_trim_makes_a_cut_frame_match_its_sprite_exactly(run_cli, sheets, tmp_path, model):
     """`search --trim` cuts a query's transparent margins as --tiles cut the sprites. The
-    default model (effnet-lite0@2) trims every picture itself, so there the frame as cut
+    default model (effnet-lite0@3) trims every picture itself, so there the frame as cut
     matches already; a model that does not (the grey one) needs the option."""
     run_cli("index", "--tiles", "--model", model, sheets)
     query = tmp_path / "frame.png"
