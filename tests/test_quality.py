@@ -349,6 +349,16 @@ def test_the_shape_model_sees_through_palette_swaps():
         assert float(a @ b) < 0.97, name
 
 
+def test_the_shape_maps_dilation_is_pillows_max_filter():
+    """The shape model widens boundary lines in numpy; it must be the 3 x 3 maximum filter
+    that it replaced (measured with that filter: docs/quality.md)."""
+    from lookalike.embed.effnet_lite0 import _dilate
+
+    mask = np.random.default_rng(1).random((37, 53)) > 0.93
+    expected = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(3))
+    assert np.array_equal(_dilate(mask), np.asarray(expected) > 0)
+
+
 def test_a_shape_library_finds_the_recolour_of_a_sprite(tmp_path, run_cli):
     """Indexing and search hand the shape model the transparency it needs (decode keeps
     alpha for it): the recoloured sprite finds its other colours first, not the sprites drawn
