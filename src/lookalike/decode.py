@@ -197,6 +197,15 @@ def to_rgb(
     return image
 
 
+def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
+    """The picture less its margins of (nearly: alpha < `opaque`) transparent pixels; a
+    picture without alpha, or transparent all over, as it is."""
+    if image.mode != "RGBA":
+        return image
+    box = image.getchannel("A").point(lambda a: 255 if a >= opaque else 0).getbbox()
+    return image.crop(box) if box else image
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit and float greyscale -> L, scaled by the image's own range."""
     import numpy as np

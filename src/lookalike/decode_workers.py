@@ -23,8 +23,8 @@ from multiprocessing import get_context
 import numpy as np
 
 from .catalog.records import Place
-from .decode import DecodeError, decode_image, to_rgb
-from .embed.base import Preprocessor, wants_alpha
+from .decode import DecodeError, decode_image
+from .embed.base import Preprocessor, preprocess, wants_alpha
 from .sources.base import SourceError, SourceItem
 from .tiles import Box, find_tiles, tile_sha256
 
@@ -168,23 +168,22 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
     row = _worker["conn"].execute("SELECT status FROM images WHERE sha256 = ?", (sha,)).fetchone()
     if row and (row[0] in ("embedded", "indexed") or (row[0] == "failed" and not _worker["retry"])):
         return DecodeOutcome(**where, sha256=sha, byte_size=len(data), known=True)
-    preprocess = _worker["preprocess"]
+    prep = _worker["preprocess"]
     tiles: tuple = ()
     try:
         if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
             decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
             crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
-            fit = (lambda im: im) if wants_alpha(preprocess) else to_rgb
-            tiles = tuple((box, tile_sha256(crop), preprocess(fit(crop))) for box, crop in crops)
-            pixels = preprocess(fit(decoded.image))
+            tiles = tuple((box, tile_sha256(crop), preprocess(prep, crop)) for box, crop in crops)
+            pixels = preprocess(prep, decoded.image)
         else:
             decoded = decode_image(
                 data,
                 max_pixels=_worker["max_pixels"],
-                min_size=getattr(preprocess, "size", None),
-                keep_alpha=wants_alpha(preprocess),
+                min_size=getattr(prep, "size", None),
+                keep_alpha=wants_alpha(prep),
             )
-            pixels = preprocess(decoded.image)
+            pixels = prep(decoded.image)
     except DecodeError as exc:
         return DecodeOutcome(**where, sha256=sha, byte_size=len(data), error=f"decode: {exc}")
     return DecodeOutcome(

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from .catalog.records import ImageRecord
-from .decode import DecodeError, decode_image, to_rgb
+from .decode import DecodeError, decode_image, trim_transparent
 from .embed.base import wants_alpha
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
@@ -135,17 +135,16 @@ class Searcher:
     def bytes_vector(self, data: bytes) -> QueryVector:
         embedder = self.library.embedder
         prep = embedder.preprocessor()
-        alpha = wants_alpha(prep)
         try:
             decoded = decode_image(
-                data, min_size=getattr(prep, "size", None), keep_alpha=self.trim or alpha
+                data,
+                min_size=getattr(prep, "size", None),
+                keep_alpha=self.trim or wants_alpha(prep),
             )
         except DecodeError as exc:
             raise QueryError(f"cannot read the query image: {exc}") from None
-        picture = decoded.image
-        if picture.mode == "RGBA" and self.trim:
-            picture = picture.crop(picture.getchannel("A").getbbox() or (0, 0, 1, 1))
-            picture = picture if alpha else to_rgb(picture)
+        picture = trim_transparent(decoded.image, opaque=1) if self.trim else decoded.image
+        # embed_images composites the picture onto grey, unless the model reads transparency
         vector = embedder.embed_images([picture])[0]
         vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
         sha = hashlib.sha256(data).hexdigest()

@@ -3,7 +3,8 @@
 Embedding is split in two so that the expensive half can be fed full batches:
 
 - `preprocessor()` returns a small picklable callable that turns one decoded RGB picture (RGBA
-  for one whose `keep_alpha` is true) into the model's input array. Indexing runs it in worker processes, next to decoding.
+  for one whose `keep_alpha` is true: see `preprocess`) into the model's input array. Indexing
+  runs it in worker processes, next to decoding.
 - `embed(batch)` runs the network on a stacked batch of those arrays in the main process.
 
 A new model is one new module in this package that subclasses `Embedder` and registers itself
@@ -17,6 +18,8 @@ from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
+
+from ..decode import to_rgb
 
 Preprocessor = Callable[[Image.Image], np.ndarray]
 
@@ -61,17 +64,20 @@ class Embedder(ABC):
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Convenience for few pictures (search queries): preprocess here and embed."""
-        from ..decode import to_rgb  # decode does not import embed; this keeps it that way
-
         prep = self.preprocessor()
-        alpha = wants_alpha(prep)
-        return self.embed(np.stack([prep(im if alpha else to_rgb(im)) for im in images]))
+        return self.embed(np.stack([preprocess(prep, im) for im in images]))
 
 
 def wants_alpha(preprocessor: Preprocessor) -> bool:
     """Whether the preprocessor reads transparency (decode with keep_alpha) rather than the
     picture composited onto grey, which is what all others get."""
     return bool(getattr(preprocessor, "keep_alpha", False))
+
+
+def preprocess(preprocessor: Preprocessor, image: Image.Image) -> np.ndarray:
+    """Run the preprocessor on the picture as it takes it: with its transparency if it asks
+    (`keep_alpha`), else composited onto grey."""
+    return preprocessor(image if wants_alpha(preprocessor) else to_rgb(image))
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..decode import to_rgb
+from ..decode import to_rgb, trim_transparent
 from .base import Embedder, ModelUnavailableError, l2_normalise
 
 WEIGHTS = Path(__file__).parent / "weights" / "effnet-lite0.onnx"
@@ -43,7 +43,7 @@ class SquarePreprocessor:
     `trim`: cut transparent margins first (the picture then arrives with its alpha; see
     `keep_alpha`). Margins carry no content, but they differ between the sizes of one icon,
     between a sprite and its sheet, and between a sprite and its copy pasted elsewhere.
-    Measured in docs/quality.md: tango_icons mAP@10 0.754 -> 0.792, the other sets unchanged.
+    Measured in docs/quality.md: tango_icons mAP@10 0.754 -> 0.793, the other sets unchanged.
     """
 
     size: int = 192
@@ -55,20 +55,14 @@ class SquarePreprocessor:
         return self.trim
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        if self.trim:
-            image = to_rgb(trim_transparent(image))
+        return self.squash(to_rgb(trim_transparent(image)) if self.trim else image)
+
+    def squash(self, image: Image.Image) -> np.ndarray:
+        """size x size, uint8; RGB in, RGB out (L in, L out)."""
         if image.size != (self.size, self.size):
             # reducing_gap: big pictures are box-reduced first (much faster, same result)
             image = image.resize((self.size, self.size), self.resample, reducing_gap=3.0)
         return np.asarray(image, dtype=np.uint8)
-
-
-def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
-    """The picture less its margins of (nearly: alpha < `opaque`) transparent pixels."""
-    if image.mode != "RGBA":
-        return image
-    box = image.getchannel("A").point(lambda a: 255 if a >= opaque else 0).getbbox()
-    return image.crop(box) if box else image
 
 
 @dataclass(frozen=True)
@@ -90,7 +84,7 @@ class ShapePreprocessor(SquarePreprocessor):
     to the network. Transparent pixels count as one colour whatever RGB they hold, so a
     sprite's outline is part of its shape. Differences of under `threshold` in every channel
     are not boundaries, so JPEG noise and dithering do not paint the whole map white.
-    Measured on lpc_spritesheets (groups are recolours of one sheet): mAP@10 0.957, against
+    Measured on lpc_spritesheets (groups are recolours of one sheet): mAP@10 0.944, against
     0.235 for luminance only (docs/quality.md).
     """
 
@@ -105,7 +99,7 @@ class ShapePreprocessor(SquarePreprocessor):
         edges[:-1, :] |= _differs(rgba[1:, :], rgba[:-1, :], self.threshold)
         if min(edges.shape) >= 2 * self.size:  # thin lines survive the reduction
             edges = _dilate(edges)
-        shape = super().__call__(Image.fromarray(edges.astype(np.uint8) * 255))  # small, grey
+        shape = self.squash(Image.fromarray(edges.astype(np.uint8) * 255))  # small, grey
         return np.repeat(shape[..., None], 3, axis=-1)
 
 
@@ -141,8 +135,8 @@ class SummaryPreprocessor(SquarePreprocessor):
     summary: int = 16
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        main = super().__call__(image)
         picture = trim_transparent(image) if self.trim else image
+        main = self.squash(to_rgb(picture))
         small = colour_summary(picture, self.summary)
         return np.concatenate([main.reshape(-1, 3), small.reshape(-1, 3)])
 
@@ -183,7 +177,7 @@ class EffNetLite0(Embedder):
     GEM_P = 3.0
     SIZE = 192
     SUMMARY = 16  # the colour summary's side (SummaryPreprocessor)
-    SUMMARY_INPUT = 128  # the network sees it enlarged to this: 0.44 of a 192-px pass
+    SUMMARY_INPUT = 128  # the network sees it enlarged to this: 0.44 of the main view's pixels
     SUMMARY_WEIGHT = 0.5  # its vector's weight in the sum: 0.75 lifted flags more and lost copies
 
     def __init__(self, *, threads: int | None = None, weights: Path = WEIGHTS):
