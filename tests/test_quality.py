@@ -334,6 +334,34 @@ def test_the_colour_summary_fills_transparency_from_around_it():
     assert (blank == BACKGROUND_RGB).all()  # nothing to fill from: the usual grey
 
 
+@pytest.mark.parametrize("model", ["effnet-lite0", "effnet-lite0-shape", "effnet-lite0-grey"])
+def test_degenerate_pictures_give_sound_vectors(model, tmp_path, run_cli):
+    """Trimming, the colour summary and the shape map meet pictures with nothing in them: one
+    pixel, a 1-px strip, all transparent, one flat colour, palette and grey-alpha modes. Each
+    gets a finite unit vector, and a library of them indexes without a failure."""
+    pictures = {
+        "pixel.png": Image.new("RGBA", (1, 1), (200, 10, 10, 255)),
+        "strip.png": Image.new("RGB", (700, 1), (10, 200, 10)),
+        "invisible.png": Image.new("RGBA", (40, 30), (255, 0, 0, 0)),
+        "speck.png": Image.new("RGBA", (50, 50), (0, 0, 0, 0)),
+        "flat.jpg": Image.new("RGB", (64, 48), (30, 30, 200)),
+        "palette.png": sprite(4, WARM).convert("P"),
+        "grey-alpha.png": sprite(5, WARM).convert("LA"),
+    }
+    pictures["speck.png"].putpixel((20, 30), (255, 255, 255, 255))
+    embedder = create_embedder(model)
+    vectors = embedder.embed_images(list(pictures.values()))
+    assert vectors.shape == (len(pictures), 1280) and np.isfinite(vectors).all()
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for name, picture in pictures.items():
+        picture.save(folder / name)
+    code, out, err = run_cli("index", "--model", model, folder)
+    assert code == 0, err
+    assert f"{len(pictures)} added" in err and "0 failed" in err, err
+
+
 def test_the_shape_model_sees_through_palette_swaps():
     """A palette swap leaves the shape model's picture unchanged (same vector), where the
     colour and the luminance models both see a different picture; another drawing stays
