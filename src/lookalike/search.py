@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
 DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
 COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
-VERIFY_TOP = 8  # hits checked by geometric verification with --verify
 CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after collapsing
 # A turned view's scores count for this much less than the query's own: without it, a plain
 # (unturned) copy of an arrow icon found the other arrows through their turns, and copy recall
@@ -208,8 +207,9 @@ class Searcher:
     ) -> list[Hit]:
         """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates).
 
-        `verify`: the best VERIFY_TOP hits are checked by geometric verification; those that
-        pass are copies (tier "copy" or "exact") and move to the front, with where they match.
+        `verify`: the best hits are checked by verification (verify.py: keypoints, or pixels
+        for small pictures); those that pass are copies (tier "copy" or "exact") and move to the
+        front, with where they match.
         """
         if isinstance(query, np.ndarray):
             query = QueryVector(query)
@@ -226,7 +226,12 @@ class Searcher:
             if allowed is not None and not len(allowed):
                 return []
         want = offset + k
-        wanted = want * CANDIDATE_FACTOR if collapse else want
+        checked = 0  # hits verified: more than `want` for small pictures, to find copies deeper
+        if verify:
+            from .verify import verification_depth  # OpenCV is loaded only when asked for
+
+            checked = verification_depth(self.library, query)
+        wanted = max(want * CANDIDATE_FACTOR if collapse else want, checked)
         approximate = getattr(index, "approximate", False)
         if approximate:  # quantised scores: take more, re-score them exactly below
             wanted = max(wanted, RERANK_DEPTH)
@@ -249,20 +254,23 @@ class Searcher:
             candidates = _rescore(self.library, vectors, candidates)
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
+        kept = max(want, checked)
         if collapse:
-            hits = _collapse(candidates, records, self.library, want, threshold)
+            hits = _collapse(candidates, records, self.library, kept, threshold)
         else:
-            hits = [Hit(i, s, records[i]) for i, s in candidates[:want]]
+            hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
         if verify:
-            from .verify import verify_hits  # OpenCV is loaded only when asked for
+            from .verify import verify_hits
 
-            verify_hits(self.library, query, hits[:VERIFY_TOP])
+            verify_hits(self.library, query, hits[:checked])
         for hit in hits:
             for h in (hit, *hit.duplicates):
                 h.tier = match_tier(h, query, verified=verify)
-        if verify:  # verified copies first, each part in score order
-            hits.sort(key=lambda h: h.tier == "similar")
-        return hits[offset:]
+        if verify:
+            from .pixel_match import RANK_THRESHOLD
+
+            hits.sort(key=lambda h: _verified_order(h, RANK_THRESHOLD))
+        return hits[offset:want]
 
     def _turned_vectors(self, image: Image.Image) -> np.ndarray:
         """The query turned a quarter, a half and three quarters: copies are often rotated,
@@ -308,6 +316,16 @@ def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
     return "copy" if hit.score >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
+
+
+def _verified_order(hit: Hit, rank_threshold: float) -> tuple:
+    """Copies first; then hits whose pixels are close enough to the query's to be ranked by
+    that (pixel_match.RANK_THRESHOLD: heavily edited copies of small pictures); then the rest
+    in the vector search's order (sorting is stable)."""
+    v = hit.verification
+    similarity = v.similarity if v is not None and v.similarity is not None else None
+    by_pixels = similarity is not None and similarity >= rank_threshold
+    return (hit.tier == "similar", not by_pixels, -similarity if by_pixels else 0.0)
 
 
 def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, float]]):

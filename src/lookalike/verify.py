@@ -8,8 +8,9 @@ the query, cropped, rescaled, rotated or recompressed; a mirrored query is tried
 transform also says *where*: the query's outline mapped into the candidate gives the matched
 region and how much of the candidate it covers, as TinEye reports.
 
-Pixel art is tiny: pictures are enlarged (nearest neighbour, which keeps hard edges as corners)
-to at least WORK_SIZE on the longer side before keypoints are found.
+Pictures are brought to WORK_SIZE on the longer side before keypoints are found (enlarged by
+nearest neighbour, which keeps hard edges as corners). Where either picture is under MIN_SIDE,
+keypoints are not to be trusted and pixel_match.py compares the pixels themselves instead.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import pixel_match
 from .catalog.web import DownloadLog
-from .decode import DecodeError, decode_image
+from .decode import DecodeError, decode_image, to_rgb
 from .sources.locate import ImageGone, read_image_bytes
 
 if TYPE_CHECKING:
@@ -36,8 +38,12 @@ if TYPE_CHECKING:
 WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
 # Below this (shorter side, in pixels) keypoints are mostly the stair steps of pixel art, which
 # any two sprites of similar shape share: measured on tango icons and rltiles (docs/quality.md),
-# verification there confirmed wrong hits, so such pictures are left to the vector score.
+# keypoint verification there confirmed wrong hits, so such pairs are compared pixel by pixel.
 MIN_SIDE = 64
+KEYPOINT_DEPTH = 8  # hits verified by keypoints (each costs a decode and ORB when not cached)
+# Hits verified by pixels when the query is small: comparing is ~2 ms a candidate, and a heavily
+# edited copy of an icon is often not among the vector search's first 8 (docs/quality.md).
+PIXEL_DEPTH = 30
 MIN_INLIERS = 20
 MIN_INLIER_SHARE = 0.1  # of the keypoints of the picture with fewer
 RATIO = 0.8
@@ -65,15 +71,25 @@ class Verification:
     region: tuple[int, int, int, int] | None = None  # x, y, width, height in the candidate
     overlap: float = 0.0  # share of the candidate's area that the matched region covers
     mirrored: bool = False
+    method: str = "keypoints"  # or "pixels" (small pictures: pixel_match.py)
+    similarity: float | None = None  # pixel similarity, for method "pixels"
 
     def as_dict(self) -> dict:
         return {
             "matched": self.matched,
+            "method": self.method,
             "inliers": self.inliers,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
             "region": list(self.region) if self.region else None,
             "overlap": round(self.overlap, 3),
             "mirrored": self.mirrored,
         }
+
+    @classmethod
+    def from_pixels(cls, found: pixel_match.PixelMatch) -> Verification:
+        matched = found.similarity >= pixel_match.MATCH_THRESHOLD
+        return cls(matched, 0, found.region, found.overlap, found.mirrored, "pixels",
+                   found.similarity)  # fmt: skip
 
 
 class _FeatureCache:
@@ -104,6 +120,7 @@ class _FeatureCache:
 
 
 candidate_features = _FeatureCache(FEATURE_CACHE_SIZE)
+candidate_pixels = _FeatureCache(FEATURE_CACHE_SIZE)  # sha256 -> pixel_match.Pixels (<= 128 KB)
 _orb = None
 
 
@@ -177,36 +194,69 @@ def _region(query: Features, candidate: Features, transform: np.ndarray):
     return (int(x0), int(y0), int(round(width)), int(round(height))), float(min(1.0, overlap))
 
 
+def verification_depth(library: Library, query: QueryVector) -> int:
+    """How many of the best hits verify_hits checks for this query."""
+    if query.image is not None:
+        size = query.image.size
+    elif query.image_id is not None and (record := library.catalog.image(query.image_id)):
+        size = (record.width or 0, record.height or 0)
+    else:
+        return KEYPOINT_DEPTH
+    return PIXEL_DEPTH if min(size) < MIN_SIDE else KEYPOINT_DEPTH
+
+
 def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
-    """Set `verification` on each hit: does it hold the query, and where? Hits whose file is
-    gone or unreadable, and pictures under MIN_SIDE, stay unverified (None)."""
+    """Set `verification` on each hit: does it hold the query, and where? Pairs where either
+    picture is under MIN_SIDE are compared pixel by pixel, the others by keypoints. Hits whose
+    file is gone or unreadable stay unverified (None)."""
     image = query.image
     downloads = DownloadLog(library.catalog)
     if image is None and query.image_id is not None:
         image = _load(library, library.catalog.image(query.image_id), downloads)
-    if image is None or min(image.size) < MIN_SIDE:
+    if image is None or not hits:
         return
-    query_features = features(image)
-    mirror_features = features(ImageOps.mirror(image))
-    todo = [h for h in hits if min(h.record.width or 0, h.record.height or 0) >= MIN_SIDE]
+    image = to_rgb(image)  # a query keeps its alpha for some models; candidates are on grey
+    query_small = min(image.size) < MIN_SIDE
+
+    def small(record) -> bool:
+        return query_small or min(record.width or 0, record.height or 0) < MIN_SIDE
+
+    # Each side's description is made once, and only if some candidate needs it.
+    query_pixels = pixel_match.pixels(image) if any(small(h.record) for h in hits) else None
+    query_features = mirror_features = None
+    if not all(small(h.record) for h in hits):
+        query_features = features(image)
+        mirror_features = features(ImageOps.mirror(image))
     # SQLite stays in this thread: the cached files of URL places are looked up first.
-    cached = {h.record.id: _cached_paths(h.record, downloads) for h in todo}
+    cached = {h.record.id: _cached_paths(h.record, downloads) for h in hits}
     downloads_dir = library.downloads_dir
 
-    def check(record) -> Verification | None:
-        found = candidate_features.get(record.sha256) if record.sha256 else None
+    def described(record, cache, describe, min_size):
+        found = cache.get(record.sha256) if record.sha256 else None
         if found is None:
-            candidate = _load_record(record, downloads_dir, cached[record.id])
+            candidate = _load_record(record, downloads_dir, cached[record.id], min_size)
             if candidate is None:
                 return None
-            found = features(candidate)
+            found = describe(candidate)
             if record.sha256:
-                candidate_features.put(record.sha256, found)
-        return verify(query_features, mirror_features, found)
+                cache.put(record.sha256, found)
+        return found
 
-    # Reading, decoding and ORB release the GIL: candidates are checked side by side.
+    def check(record) -> Verification | None:
+        if small(record):
+            found = described(record, candidate_pixels, pixel_match.pixels, pixel_match.MAX_SIDE)
+            return (
+                None
+                if found is None
+                else Verification.from_pixels(pixel_match.match(query_pixels, found))
+            )
+        found = described(record, candidate_features, features, WORK_SIZE)
+        return None if found is None else verify(query_features, mirror_features, found)
+
+    # Reading, decoding, ORB and template matching release the GIL: candidates are checked
+    # side by side.
     with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        for hit, result in zip(todo, pool.map(check, [h.record for h in todo])):
+        for hit, result in zip(hits, pool.map(check, [h.record for h in hits])):
             hit.verification = result
 
 
@@ -221,10 +271,12 @@ def _cached_paths(record, downloads: DownloadLog) -> dict[str, str]:
     return {p.source: path for p in record.places if (path := downloads.cached_path(p.source))}
 
 
-def _load_record(record, downloads_dir, cached: dict[str, str]) -> Image.Image | None:
+def _load_record(
+    record, downloads_dir, cached: dict[str, str], min_size: int = WORK_SIZE
+) -> Image.Image | None:
     try:
         data = read_image_bytes(record, _KnownPaths(cached), downloads_dir)
-        return decode_image(data, min_size=WORK_SIZE).image
+        return decode_image(data, min_size=min_size).image
     except (ImageGone, DecodeError, OSError):
         return None
 

@@ -37,8 +37,9 @@ from ..search import QueryResult, Searcher, hit_to_dict
     "--verify",
     is_flag=True,
     help="Find edited copies: the query is also searched turned by 90/180/270 degrees, and "
-    "the best hits are checked with local features + RANSAC; verified copies come first, "
-    "with the matched region and how much of the image it covers.",
+    "the best hits are checked with local features + RANSAC (pictures under 64 px: pixel by "
+    "pixel, in every crop, frame, mirror and turn); verified copies come first, with the "
+    "matched region and how much of the image it covers.",
 )
 @click.option(
     "--trim",
@@ -64,7 +65,8 @@ def search_cmd(obj, queries, texts, k, as_json, no_collapse, verify, trim):
       {"query": ..., "results": [{"id", "score", "source", "member", "page_url", "title",
         "author", "licence", "width", "height", "format", "tier", "duplicates": [...]}]}
     tier: "exact" (the same bytes or pixels), "copy" (an edited copy) or "similar". With
-    --verify, hits also carry "verification": {"matched", "inliers", "region": [x, y, w, h],
+    --verify, hits also carry "verification": {"matched", "method" ("keypoints", or "pixels"
+    where a picture is under 64 px), "inliers", "similarity" (pixels), "region": [x, y, w, h],
     "overlap", "mirrored"}.
     A query that fails gives {"query": ..., "error": "...", "results": []} and exit status 1.
     """
@@ -113,7 +115,12 @@ def _print_table(result: QueryResult) -> None:
             v = hit.verification
             if v is not None and v.matched and v.region:
                 x, y, w, h = v.region
-                note += f": matched at {x},{y} {w}x{h} ({v.overlap:.0%} of it), {v.inliers} points"
+                how = (
+                    f"pixel similarity {v.similarity:.3f}"
+                    if v.method == "pixels"
+                    else f"{v.inliers} points"
+                )
+                note += f": matched at {x},{y} {w}x{h} ({v.overlap:.0%} of it), {how}"
                 note += ", mirrored" if v.mirrored else ""
             click.echo(f"  {'':>34}{note}")
         if place and (place.title or place.author or place.licence):

@@ -1,0 +1,169 @@
+"""How the small-picture verifier (src/lookalike/pixel_match.py) separates copies: its scores.
+
+Makes the same copies as `lookalike eval --copies` (same seed, sample and held-out queries),
+finds each copy's candidates through the real search (the vector search's best --depth, plus
+those the turned views add), compares the copy with every candidate pixel by pixel, and then
+replays the ranking rule of `search --verify` for a grid of thresholds: hits at or above the
+match threshold first (tier "copy"), by similarity; then hits at or above the rank threshold,
+by similarity; then the vector search's order. Prints recall@1 of the original (or a picture
+of its group), the copy tier's precision (a tiered top hit that is not the original is wrong;
+so is any tiered top hit of a held-out query, which has no copy in the library) and recall,
+and the wrong tiered hits, to look at. MATCH_THRESHOLD and RANK_THRESHOLD come from here.
+
+    python bench/pixel_match.py ../shared/bench-data/tango_icons ../shared/bench-data/rltiles
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import random
+import tempfile
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.decode import decode_image
+from lookalike.evaluation.copies import TRANSFORMS, make_copy
+from lookalike.evaluation.metrics import read_groundtruth
+from lookalike.evaluation.retrieval import _ListedFiles
+from lookalike.indexing import Indexer
+from lookalike.library import Library
+from lookalike.pixel_match import PixelMatch, match, pixels
+from lookalike.search import Searcher
+
+
+@dataclass
+class Query:
+    transform: str  # or "held-out"
+    original: str | None
+    candidates: list[tuple[int, float, PixelMatch]]  # id, vector score, pixel match
+    right: set[int]  # candidates that count as found: the original and its group
+
+
+def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Query], dict, list]:
+    rows = read_groundtruth(dataset)
+    rng = random.Random(seed)  # the same draws, in the same order, as evaluation/copies.py
+    order = list(range(len(rows)))
+    rng.shuffle(order)
+    negatives = min(50, len(rows) // 10)
+    held_out = [rows[i] for i in order[:negatives]]
+    indexed = [rows[i] for i in order[negatives:]]
+    queries, seconds = [], []
+    with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
+        Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
+        searcher = Searcher(library)
+        records = library.catalog.images(library.catalog.vector_ids())
+        by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}
+        names = {rid: str(Path(r.first_place.source).relative_to(dataset)) for rid, r in records.items()}  # fmt: skip
+        group_of = {by_source.get(str(dataset / r.path)): r.group for r in rows}
+        described: dict[int, object] = {}
+
+        def candidates(data: bytes):
+            query = searcher.bytes_vector(data)
+            scores: dict[int, float] = {}
+            for verify in (False, True):  # plain, then with the turned views (verify.py is
+                # not asked to check anything here: its hits are re-checked below)
+                for hit in searcher.search_vector(query, depth, collapse=False, verify=verify):
+                    scores[hit.id] = max(scores.get(hit.id, -1.0), hit.score)
+            t0 = time.perf_counter()
+            mine = pixels(query.image)
+            found = []
+            for rid, score in scores.items():
+                if rid not in described:
+                    source = Path(records[rid].first_place.source)
+                    described[rid] = pixels(decode_image(source.read_bytes()).image)
+                found.append((rid, score, match(mine, described[rid])))
+            seconds.append(time.perf_counter() - t0)
+            return found
+
+        def right(found, original_id, group):
+            return {i for i, _, _ in found if i == original_id or (group and group_of.get(i) == group)}  # fmt: skip
+
+        for row in indexed[:sample]:
+            original_id = by_source.get(str(dataset / row.path))
+            if original_id is None:
+                continue
+            image = decode_image((dataset / row.path).read_bytes()).image
+            for transform in TRANSFORMS:
+                data, _ = make_copy(image, transform, rng)
+                found = candidates(data)
+                queries.append(Query(transform, row.path, found, right(found, original_id, row.group)))  # fmt: skip
+        for row in held_out:
+            found = candidates((dataset / row.path).read_bytes())
+            queries.append(Query("held-out", row.path, found, right(found, None, row.group)))
+    return queries, names, seconds
+
+
+def replay(queries: list[Query], match_threshold: float, rank_threshold: float) -> dict:
+    """search --verify's order for these thresholds: recall@1, copy-tier precision and recall."""
+    found1, per_transform, right_tiers, wrong = [], defaultdict(list), 0, []
+    for q in queries:
+        if not q.candidates:
+            continue
+
+        def order(c):
+            similarity = c[2].similarity
+            group = 0 if similarity >= match_threshold else 1 if similarity >= rank_threshold else 2  # fmt: skip
+            return (group, -similarity if group < 2 else -c[1])
+
+        top = min(q.candidates, key=order)
+        tiered = top[2].similarity >= match_threshold
+        hit = top[0] in q.right
+        if q.transform != "held-out":
+            found1.append(hit)
+            per_transform[q.transform].append(hit)
+        if tiered and hit:
+            right_tiers += 1
+        elif tiered:
+            wrong.append((q.transform, q.original, top[0], round(top[2].similarity, 3)))
+    tiered = right_tiers + len(wrong)
+    return {
+        "r1": float(np.mean(found1)),
+        "precision": right_tiers / tiered if tiered else 1.0,
+        "recall": right_tiers / len(found1),
+        "per_transform": {t: float(np.mean(v)) for t, v in per_transform.items()},
+        "wrong": wrong,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--depth", type=int, default=30, help="candidates per query (verify.PIXEL_DEPTH)")  # fmt: skip
+    parser.add_argument("--sample", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save", type=Path, help="pickle the scores here, to study them")
+    args = parser.parse_args()
+    for dataset in args.datasets:
+        queries, names, seconds = collect(dataset.resolve(), args.depth, args.sample, args.seed)
+        copies = [q for q in queries if q.transform != "held-out"]
+        print(f"\n{dataset.name}: {len(copies)} copies, {len(queries) - len(copies)} held-out "
+              f"queries, {args.depth} candidates each (+ the turned views'); pixel matching "
+              f"per query p50 {np.percentile(seconds, 50) * 1000:.1f} ms, "
+              f"p99 {np.percentile(seconds, 99) * 1000:.1f} ms")  # fmt: skip
+        present = defaultdict(list)
+        for q in copies:
+            present[q.transform].append(bool(q.right))
+        print(f"original among the candidates: {np.mean([bool(q.right) for q in copies]):.3f}",
+              {t: round(float(np.mean(v)), 2) for t, v in present.items()})  # fmt: skip
+        if args.save:
+            with open(args.save, "wb") as out:
+                pickle.dump((queries, names), out)
+        print("match  rank   R@1    copy-tier precision  recall")
+        for match_threshold in (0.9, 0.93, 0.95, 0.97):
+            for rank_threshold in sorted({0.7, 0.9, match_threshold}):
+                r = replay(queries, match_threshold, rank_threshold)
+                print(f"{match_threshold:.2f}   {rank_threshold:.2f}   {r['r1']:.3f}  "
+                      f"{r['precision']:.3f}                {r['recall']:.3f}")  # fmt: skip
+        r = replay(queries, 0.95, 0.7)
+        print("per transform (0.95 / 0.70):", {t: round(v, 2) for t, v in r["per_transform"].items()})  # fmt: skip
+        for transform, original, top, similarity in r["wrong"]:
+            print(f"  wrong copy tier: {transform} of {original} -> {names[top]} ({similarity})")
+
+
+if __name__ == "__main__":
+    main()

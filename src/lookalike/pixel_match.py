@@ -1,0 +1,174 @@
+"""Verification for small pictures: is the candidate the query's own pixels, edited?
+
+Keypoints fail on icons and tiles of 16-32 px (verify.py, MIN_SIDE): their corners are the
+stair steps of pixel art, shared by every sprite of a similar shape. What such a picture has
+instead is few pixels, so they can be compared directly, in every arrangement an edited copy
+can take:
+
+- the whole query against the whole candidate, both brought to the *smaller* of the two sizes
+  (a quarter-size copy of a 16 px icon is 4 px: shrinking the original reproduces it, where
+  enlarging the copy could not);
+- the query inside the candidate (a crop), at the candidate's own scale and at smaller ones (a
+  crop that was rescaled too);
+- the candidate inside the query (a border or a frame was added);
+- each of these for the query mirrored and turned by quarter turns (the eight symmetries of a
+  square).
+
+The measure is normalised cross-correlation of luminance (OpenCV's matchTemplate,
+TM_CCOEFF_NORMED): brightness, contrast, greyscale and most colour changes leave it high, and
+it finds where a crop lies. The whole-picture arrangements are compared in HSV value too
+(max of R, G, B), which a hue shift leaves unchanged where it moves luminance. The best score over all arrangements is the pixel similarity;
+MATCH_THRESHOLD on it was measured with `lookalike eval --copies` (docs/quality.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .decode import to_rgb
+
+# verify.py sends a pair here when either picture is under verify.MIN_SIDE on its shorter side.
+MAX_SIDE = 128  # larger pictures are shrunk to this on the longer side first (cost bound)
+MIN_TEMPLATE = 6  # a crop smaller than this on a side, in the candidate's pixels, is not tried
+CROP_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # of the largest size at which a crop still fits
+FRAME_SCALES = (0.95, 0.9, 0.85, 0.8, 0.75, 0.7)  # of the query, for a candidate inside it
+# Measured with bench/pixel_match.py and `lookalike eval --copies --verify` (docs/quality.md):
+MATCH_THRESHOLD = 0.95  # at least this: an edited copy (tier "copy")
+RANK_THRESHOLD = 0.7  # at least this: ranked by similarity among verified hits
+# A mirrored or turned arrangement scores this much less than the query as it is: icon sets
+# hold mirrored and turned twins (go-first and go-top, skip-backward and skip-forward), and the
+# twin that needs no turning is the better answer (measured: docs/quality.md).
+SYMMETRY_PENALTY = 0.02
+
+# The eight symmetries of a square: (quarter turns counter-clockwise, mirrored first?)
+_SYMMETRIES = tuple((turns, mirrored) for mirrored in (False, True) for turns in range(4))
+
+
+@dataclass(frozen=True)
+class Pixels:
+    """A picture's luminance (float32), at most MAX_SIDE on the longer side."""
+
+    grey: np.ndarray
+    value: np.ndarray  # HSV value, max(R, G, B): what a hue shift leaves as it was
+    scale: float  # stored pixels = original pixels * scale
+    size: tuple[int, int]  # original (width, height)
+
+
+@dataclass(frozen=True)
+class PixelMatch:
+    similarity: float  # normalised cross-correlation in the best arrangement, less any
+    # SYMMETRY_PENALTY: what MATCH_THRESHOLD applies to and what copies are ranked by
+    region: tuple[int, int, int, int]  # x, y, width, height in the candidate's own pixels
+    overlap: float  # share of the candidate's area that the region covers
+    mirrored: bool
+    turned: int = 0  # quarter turns (counter-clockwise) of the query that matched
+    arrangement: str = "whole"  # "whole", "crop" (query inside) or "frame" (candidate inside)
+    compared: int = 0  # pixels the similarity was measured over
+
+
+def pixels(image: Image.Image) -> Pixels:
+    """The picture as this module compares it: transparency on grey, as indexed pictures are
+    decoded (decode.py), since a query may arrive with its alpha kept."""
+    image = to_rgb(image)
+    w, h = image.size
+    scale = min(1.0, MAX_SIDE / max(w, h))
+    if scale < 1.0:
+        image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BOX)
+    grey = np.asarray(image.convert("L"), dtype=np.float32)
+    value = np.asarray(image, dtype=np.float32).max(axis=2)
+    return Pixels(grey, value, scale, (w, h))
+
+
+def _turn(grey: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    out = grey[:, ::-1] if mirrored else grey
+    return np.ascontiguousarray(np.rot90(out, turns))  # counter-clockwise, as PIL's ROTATE_90
+
+
+def _resize(grey: np.ndarray, width: int, height: int) -> np.ndarray:
+    if grey.shape == (height, width):
+        return grey
+    shrinking = width * height < grey.shape[0] * grey.shape[1]
+    return cv2.resize(
+        grey, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    )
+
+
+def _correlate(image: np.ndarray, template: np.ndarray) -> tuple[float, tuple[int, int]]:
+    """Best normalised cross-correlation of the template inside the image, and where. A flat
+    template correlates with nothing (OpenCV would say 1; it says 0 for flat windows)."""
+    th, tw = template.shape
+    if th < 2 or tw < 2 or th > image.shape[0] or tw > image.shape[1]:
+        return -1.0, (0, 0)
+    low, high, _, _ = cv2.minMaxLoc(template)
+    if high - low < 1e-3:
+        return -1.0, (0, 0)
+    result = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
+    _, best, _, at = cv2.minMaxLoc(result)
+    return float(best), at
+
+
+def _whole(query: np.ndarray, candidate: np.ndarray) -> float:
+    (qh, qw), (ch, cw) = query.shape, candidate.shape
+    if qw * qh <= cw * ch:
+        return _correlate(query, _resize(candidate, qw, qh))[0]
+    return _correlate(candidate, _resize(query, cw, ch))[0]
+
+
+def match(query: Pixels, candidate: Pixels) -> PixelMatch:
+    """The best arrangement of the query on the candidate, and where it lies in the candidate."""
+    cand = candidate.grey
+    ch, cw = cand.shape
+    full = (0, 0, candidate.size[0], candidate.size[1])
+    best = PixelMatch(-1.0, full, 1.0, False)
+
+    def keep(score, region_stored, turns, mirrored, arrangement, compared):
+        nonlocal best
+        if turns or mirrored:
+            score -= SYMMETRY_PENALTY
+        if score > best.similarity:
+            x, y, w, h = (v / candidate.scale for v in region_stored)
+            overlap = (w * h) / float(candidate.size[0] * candidate.size[1])
+            region = (int(x), int(y), int(round(w)), int(round(h)))
+            best = PixelMatch(
+                score, region, float(min(1.0, overlap)), mirrored, turns, arrangement, compared
+            )
+
+    for turns, mirrored in _SYMMETRIES:
+        if (turns or mirrored) and best.similarity >= 1.0 - SYMMETRY_PENALTY:
+            break  # no turned or mirrored arrangement can do better
+        q = _turn(query.grey, turns, mirrored)
+        qh, qw = q.shape
+        # the whole query on the whole candidate, at the smaller of the two sizes; in
+        # luminance, and in HSV value, which a hue shift keeps (a yellow sprite turned blue
+        # is darker in luminance)
+        q_value = _turn(query.value, turns, mirrored)
+        score = max(_whole(q, cand), _whole(q_value, candidate.value))
+        keep(score, (0, 0, cw, ch), turns, mirrored, "whole", min(qw * qh, cw * ch))
+        # the query inside the candidate: a crop, at the candidate's scale or rescaled
+        # (the query in original pixels is query.size; in the candidate's stored pixels
+        # a same-scale crop is that times candidate.scale / query.scale)
+        largest = min(cw / qw, ch / qh)
+        native = candidate.scale / query.scale
+        scales = {round(s * largest, 4) for s in CROP_SCALES}
+        if native <= largest:
+            scales.add(native)
+        for s in sorted(scales, reverse=True):
+            tw, th = round(qw * s), round(qh * s)
+            if min(tw, th) < MIN_TEMPLATE or (tw >= cw and th >= ch):
+                continue  # too small to mean anything, or the whole (done above)
+            score, (x, y) = _correlate(cand, _resize(q, tw, th))
+            keep(score, (x, y, tw, th), turns, mirrored, "crop", tw * th)
+        # the candidate inside the query: a border or frame was added around it
+        largest = min(qw / cw, qh / ch)
+        for f in FRAME_SCALES:
+            s = f * largest
+            tw, th = round(cw * s), round(ch * s)
+            if min(tw, th) < MIN_TEMPLATE:
+                continue
+            score, _ = _correlate(q, _resize(cand, tw, th))
+            keep(score, (0, 0, cw, ch), turns, mirrored, "frame", tw * th)
+    return best

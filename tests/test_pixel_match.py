@@ -1,0 +1,169 @@
+"""Verification of small pictures by their pixels (pixel_match.py), alone and in a search."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from lookalike import pixel_match
+from lookalike.indexing import Indexer
+from lookalike.library import Library
+from lookalike.search import Searcher
+from lookalike.sources.folder import FolderSource
+from lookalike.verify import KEYPOINT_DEPTH, PIXEL_DEPTH, candidate_pixels, verification_depth
+
+from .conftest import make_picture
+
+
+def icon(seed: int, size: int = 24) -> Image.Image:
+    """Pixel art: a few hard-edged shapes drawn at 4x and shrunk by nearest neighbour."""
+    return make_picture(seed, size=(size * 4, size * 4)).resize((size, size), Image.NEAREST)
+
+
+def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def compare(query: Image.Image, candidate: Image.Image) -> pixel_match.PixelMatch:
+    return pixel_match.match(pixel_match.pixels(query), pixel_match.pixels(candidate))
+
+
+def test_a_crop_is_found_where_it_was_cut():
+    original = icon(1, 32)
+    found = compare(original.crop((5, 3, 25, 27)), original)
+    assert found.similarity > 0.999 and found.arrangement == "crop"
+    assert found.region == (5, 3, 20, 24) and found.overlap == pytest.approx(480 / 1024)
+    assert not found.mirrored and found.turned == 0
+
+
+def test_a_quarter_size_copy_is_compared_at_its_own_size():
+    original = icon(2, 32)
+    found = compare(original.resize((8, 8), Image.LANCZOS), original)
+    assert found.similarity > 0.95 and found.arrangement == "whole"
+
+
+def test_a_framed_copy_holds_the_candidate():
+    original = icon(3, 24)
+    framed = ImageOps.expand(original, border=3, fill=(250, 20, 200))
+    found = compare(framed, original)
+    assert found.similarity > 0.95 and found.arrangement == "frame"
+
+
+def test_turned_and_mirrored_copies_pay_the_symmetry_penalty():
+    original = icon(4, 24)
+    turned = ImageOps.mirror(original).transpose(Image.Transpose.ROTATE_90)
+    found = compare(turned, original)
+    assert found.mirrored and found.turned in (1, 3)
+    assert found.similarity == pytest.approx(1.0 - pixel_match.SYMMETRY_PENALTY, abs=1e-3)
+
+
+def test_a_twin_that_needs_no_turning_beats_the_original_turned():
+    """Icon sets hold mirrored twins (skip-forward, skip-backward): a mirrored copy of one is
+    the other, pixel for pixel, and that unturned match is the better answer."""
+    original = icon(5, 24)
+    twin = ImageOps.mirror(original)
+    query = ImageOps.mirror(original)
+    assert compare(query, twin).similarity > compare(query, original).similarity
+
+
+def test_greyscale_and_colour_changes_keep_the_similarity():
+    original = icon(6, 24)
+    grey = original.convert("L").convert("RGB")
+    brighter = Image.eval(original, lambda v: min(255, int(v * 1.2) + 10))
+    assert compare(grey, original).similarity > pixel_match.MATCH_THRESHOLD
+    assert compare(brighter, original).similarity > pixel_match.MATCH_THRESHOLD
+
+
+def test_different_pictures_stay_below_the_threshold():
+    scores = [compare(icon(100 + i), icon(200 + i)).similarity for i in range(20)]
+    assert max(scores) < pixel_match.MATCH_THRESHOLD, scores
+
+
+def test_flat_and_tiny_pictures_match_nothing_by_accident():
+    flat = Image.new("RGB", (16, 16), (40, 90, 200))
+    assert compare(flat, icon(7, 16)).similarity < 0.5
+    assert compare(icon(7, 16), flat).similarity < 0.5
+    one = Image.new("RGB", (1, 1), (1, 2, 3))
+    assert compare(one, icon(7, 16)).similarity <= 0.0
+    strip = icon(8, 16).resize((16, 1))
+    assert np.isfinite(compare(strip, icon(8, 16)).similarity)
+
+
+def test_transparent_queries_are_compared_on_grey():
+    original = icon(9, 24)
+    with_alpha = original.convert("RGBA")
+    with_alpha.putpixel((0, 0), (255, 0, 0, 0))  # a hidden colour under full transparency
+    grey_corner = original.copy()
+    grey_corner.putpixel((0, 0), (128, 128, 128))
+    assert np.array_equal(pixel_match.pixels(with_alpha).grey, pixel_match.pixels(grey_corner).grey)
+
+
+@pytest.fixture
+def icon_library(tmp_path):
+    """40 pixel-art icons of 16-32 px, indexed with the default model."""
+    folder = tmp_path / "icons"
+    folder.mkdir()
+    rng = random.Random(0)
+    for i in range(40):
+        icon(300 + i, rng.choice((16, 22, 24, 32))).save(folder / f"icon{i:02d}.png")
+    root = tmp_path / "library"
+    with Library.open(root, write=True) as library:
+        Indexer(library, progress=False).run([FolderSource(folder)])
+    return root, folder
+
+
+def test_a_verified_search_finds_an_edited_copy_of_an_icon_by_its_pixels(icon_library):
+    root, folder = icon_library
+    original = Image.open(folder / "icon07.png").convert("RGB")
+    w, h = original.size
+    edited = original.crop((2, 1, w - 3, h - 2)).convert("L").transpose(Image.Transpose.ROTATE_270)
+    candidate_pixels.clear()
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        query = searcher.bytes_vector(encode(edited, "JPEG", quality=90))
+        assert verification_depth(library, query) == PIXEL_DEPTH
+        hits = searcher.search_vector(query, 5, collapse=False, verify=True)
+        unrelated = searcher.bytes_vector(encode(icon(999, 24)))
+        others = searcher.search_vector(unrelated, 5, collapse=False, verify=True)
+    top = hits[0]
+    assert top.record.first_place.source.endswith("icon07.png")
+    assert top.tier == "copy" and top.verification.method == "pixels"
+    assert top.verification.similarity >= pixel_match.MATCH_THRESHOLD
+    assert top.verification.region[2] < w and candidate_pixels.get(top.record.sha256)
+    assert all(h.tier == "similar" for h in hits[1:])
+    assert all(h.tier == "similar" for h in others)
+    assert top.verification.as_dict()["method"] == "pixels"
+
+
+def test_large_pictures_keep_the_keypoint_depth(icon_library, tmp_path):
+    root, _ = icon_library
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        big = searcher.bytes_vector(encode(make_picture(5, size=(200, 150))))
+        assert verification_depth(library, big) == KEYPOINT_DEPTH
+        small_id = library.catalog.vector_ids()[0]
+        assert verification_depth(library, searcher.id_vector(int(small_id))) == PIXEL_DEPTH
+
+
+def test_a_hue_shift_is_seen_through_in_hsv_value():
+    """A hue shift keeps HSV value (max of R, G, B) but not luminance: yellow turned blue is
+    much darker. Saturated colours make the point."""
+    rng = random.Random(3)
+    original = Image.new("RGB", (24, 24), (0, 0, 0))
+    for x in range(0, 24, 4):
+        for y in range(0, 24, 4):
+            colour = rng.choice([(255, 255, 0), (0, 255, 0), (255, 128, 0), (40, 40, 40)])
+            original.paste(colour, (x, y, x + 4, y + 4))
+    hsv = np.asarray(original.convert("HSV")).copy()
+    hsv[..., 0] = (hsv[..., 0].astype(int) + 128) % 256  # half way round the colour wheel
+    shifted = Image.fromarray(hsv, "HSV").convert("RGB")
+    query, candidate = pixel_match.pixels(shifted), pixel_match.pixels(original)
+    luminance_only = pixel_match._whole(query.grey, candidate.grey)
+    assert luminance_only < pixel_match.MATCH_THRESHOLD  # luminance alone misses it
+    assert compare(shifted, original).similarity > pixel_match.MATCH_THRESHOLD
