@@ -17,8 +17,9 @@ can take:
 The measure is normalised cross-correlation of luminance (OpenCV's matchTemplate,
 TM_CCOEFF_NORMED): brightness, contrast, greyscale and most colour changes leave it high, and
 it finds where a crop lies. The whole-picture arrangements are compared in HSV value too
-(max of R, G, B), which a hue shift leaves unchanged where it moves luminance. The best score over all arrangements is the pixel similarity;
-MATCH_THRESHOLD on it was measured with `lookalike eval --copies` (docs/quality.md).
+(max of R, G, B), which a hue shift leaves unchanged where it moves luminance. The best score
+over all arrangements is the pixel similarity; MATCH_THRESHOLD on it was measured with
+`lookalike eval --copies` (docs/quality.md).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from .decode import to_rgb
 
 # verify.py sends a pair here when either picture is under verify.MIN_SIDE on its shorter side.
 MAX_SIDE = 128  # larger pictures are shrunk to this on the longer side first (cost bound)
-MIN_TEMPLATE = 6  # a crop smaller than this on a side, in the candidate's pixels, is not tried
-CROP_SCALES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)  # of the largest size at which a crop still fits
-FRAME_SCALES = (0.95, 0.9, 0.85, 0.8, 0.75, 0.7)  # of the query, for a candidate inside it
+MIN_TEMPLATE = 6  # a crop or framed picture under this on a side is not tried (meaningless)
+CROP_SCALES = (1.0, 0.8, 0.6)  # of the largest size at which a crop still fits
+FRAME_SCALES = (0.9, 0.83, 0.76)  # of the query, for a candidate inside it
 # Measured with bench/pixel_match.py and `lookalike eval --copies --verify` (docs/quality.md):
 MATCH_THRESHOLD = 0.95  # at least this: an edited copy (tier "copy")
 RANK_THRESHOLD = 0.7  # at least this: ranked by similarity among verified hits
@@ -50,7 +51,8 @@ _SYMMETRIES = tuple((turns, mirrored) for mirrored in (False, True) for turns in
 
 @dataclass(frozen=True)
 class Pixels:
-    """A picture's luminance (float32), at most MAX_SIDE on the longer side."""
+    """What a picture is compared by: its luminance and HSV value (float32), at most MAX_SIDE
+    on the longer side."""
 
     grey: np.ndarray
     value: np.ndarray  # HSV value, max(R, G, B): what a hue shift leaves as it was
@@ -162,13 +164,18 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
                 continue  # too small to mean anything, or the whole (done above)
             score, (x, y) = _correlate(cand, _resize(q, tw, th))
             keep(score, (x, y, tw, th), turns, mirrored, "crop", tw * th)
-        # the candidate inside the query: a border or frame was added around it
+        # the candidate inside the query: a border or frame was added around it, at the
+        # candidate's own scale (a border of a few pixels: the scales below step past it)
+        # or rescaled too
         largest = min(qw / cw, qh / ch)
-        for f in FRAME_SCALES:
-            s = f * largest
+        scales = {round(f * largest, 4) for f in FRAME_SCALES}
+        native = query.scale / candidate.scale
+        if native <= largest:
+            scales.add(native)
+        for s in sorted(scales, reverse=True):
             tw, th = round(cw * s), round(ch * s)
-            if min(tw, th) < MIN_TEMPLATE:
-                continue
+            if min(tw, th) < MIN_TEMPLATE or (tw >= qw and th >= qh):
+                continue  # too small to mean anything, or the whole (done above)
             score, _ = _correlate(q, _resize(cand, tw, th))
             keep(score, (0, 0, cw, ch), turns, mirrored, "frame", tw * th)
     return best

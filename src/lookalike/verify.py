@@ -41,7 +41,7 @@ WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
 # keypoint verification there confirmed wrong hits, so such pairs are compared pixel by pixel.
 MIN_SIDE = 64
 KEYPOINT_DEPTH = 8  # hits verified by keypoints (each costs a decode and ORB when not cached)
-# Hits verified by pixels when the query is small: comparing is ~2 ms a candidate, and a heavily
+# Hits verified by pixels when the query is small: comparing is ~1.3 ms a candidate, and a heavily
 # edited copy of an icon is often not among the vector search's first 8 (docs/quality.md).
 PIXEL_DEPTH = 30
 MIN_INLIERS = 20
