@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import pickle
-import random
 import tempfile
 import time
 from collections import defaultdict
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lookalike.decode import decode_image
-from lookalike.evaluation.copies import TRANSFORMS, make_copy
+from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
 from lookalike.evaluation.retrieval import _ListedFiles
 from lookalike.indexing import Indexer
@@ -46,12 +45,9 @@ class Query:
 
 def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Query], dict, list]:
     rows = read_groundtruth(dataset)
-    rng = random.Random(seed)  # the same draws, in the same order, as evaluation/copies.py
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    negatives = min(50, len(rows) // 10)
-    held_out = [rows[i] for i in order[:negatives]]
-    indexed = [rows[i] for i in order[negatives:]]
+    rng, held_out, indexed, originals = split_for_copies(
+        rows, sample=sample, negatives=50, seed=seed
+    )
     queries, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
         Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
@@ -83,15 +79,9 @@ def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Que
         def right(found, original_id, group):
             return {i for i, _, _ in found if i == original_id or (group and group_of.get(i) == group)}  # fmt: skip
 
-        for row in indexed[:sample]:
-            original_id = by_source.get(str(dataset / row.path))
-            if original_id is None:
-                continue
-            image = decode_image((dataset / row.path).read_bytes()).image
-            for transform in TRANSFORMS:
-                data, _ = make_copy(image, transform, rng)
-                found = candidates(data)
-                queries.append(Query(transform, row.path, found, right(found, original_id, row.group)))  # fmt: skip
+        for row, original_id, transform, data, _ in each_copy(dataset, originals, by_source, rng):
+            found = candidates(data)
+            queries.append(Query(transform, row.path, found, right(found, original_id, row.group)))  # fmt: skip
         for row in held_out:
             found = candidates((dataset / row.path).read_bytes())
             queries.append(Query("held-out", row.path, found, right(found, None, row.group)))

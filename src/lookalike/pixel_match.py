@@ -120,6 +120,23 @@ def _whole(query: np.ndarray, candidate: np.ndarray) -> float:
     return _correlate(candidate, _resize(query, cw, ch))[0]
 
 
+def _placements(outer: np.ndarray, inner: np.ndarray, native: float, factors: tuple[float, ...]):
+    """The inner picture found inside the outer one, at `native` scale (the two pictures' own
+    pixels) and at each of `factors` times the largest scale at which it fits: yields (score,
+    x, y, width, height), in the outer picture's stored pixels."""
+    (oh, ow), (ih, iw) = outer.shape, inner.shape
+    largest = min(ow / iw, oh / ih)
+    scales = {round(f * largest, 4) for f in factors}
+    if native <= largest:
+        scales.add(native)
+    for s in sorted(scales, reverse=True):
+        tw, th = round(iw * s), round(ih * s)
+        if min(tw, th) < MIN_TEMPLATE or (tw >= ow and th >= oh):
+            continue  # too small to mean anything, or the whole (compared on its own)
+        score, (x, y) = _correlate(outer, _resize(inner, tw, th))
+        yield score, x, y, tw, th
+
+
 def match(query: Pixels, candidate: Pixels) -> PixelMatch:
     """The best arrangement of the query on the candidate, and where it lies in the candidate."""
     cand = candidate.grey
@@ -139,6 +156,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
                 score, region, float(min(1.0, overlap)), mirrored, turns, arrangement, compared
             )
 
+    own_scale = candidate.scale / query.scale  # the query's pixels in the candidate's stored ones
     for turns, mirrored in _SYMMETRIES:
         if (turns or mirrored) and best.similarity >= 1.0 - SYMMETRY_PENALTY:
             break  # no turned or mirrored arrangement can do better
@@ -150,32 +168,12 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         q_value = _turn(query.value, turns, mirrored)
         score = max(_whole(q, cand), _whole(q_value, candidate.value))
         keep(score, (0, 0, cw, ch), turns, mirrored, "whole", min(qw * qh, cw * ch))
-        # the query inside the candidate: a crop, at the candidate's scale or rescaled
-        # (the query in original pixels is query.size; in the candidate's stored pixels
-        # a same-scale crop is that times candidate.scale / query.scale)
-        largest = min(cw / qw, ch / qh)
-        native = candidate.scale / query.scale
-        scales = {round(s * largest, 4) for s in CROP_SCALES}
-        if native <= largest:
-            scales.add(native)
-        for s in sorted(scales, reverse=True):
-            tw, th = round(qw * s), round(qh * s)
-            if min(tw, th) < MIN_TEMPLATE or (tw >= cw and th >= ch):
-                continue  # too small to mean anything, or the whole (done above)
-            score, (x, y) = _correlate(cand, _resize(q, tw, th))
+        # the query inside the candidate: a crop, at the candidate's own scale or rescaled
+        for score, x, y, tw, th in _placements(cand, q, own_scale, CROP_SCALES):
             keep(score, (x, y, tw, th), turns, mirrored, "crop", tw * th)
         # the candidate inside the query: a border or frame was added around it, at the
-        # candidate's own scale (a border of a few pixels: the scales below step past it)
-        # or rescaled too
-        largest = min(qw / cw, qh / ch)
-        scales = {round(f * largest, 4) for f in FRAME_SCALES}
-        native = query.scale / candidate.scale
-        if native <= largest:
-            scales.add(native)
-        for s in sorted(scales, reverse=True):
-            tw, th = round(cw * s), round(ch * s)
-            if min(tw, th) < MIN_TEMPLATE or (tw >= qw and th >= qh):
-                continue  # too small to mean anything, or the whole (done above)
-            score, _ = _correlate(q, _resize(cand, tw, th))
+        # candidate's own scale (a border of a few pixels: the other scales step past it) or
+        # rescaled too
+        for score, _, _, tw, th in _placements(q, cand, 1 / own_scale, FRAME_SCALES):
             keep(score, (0, 0, cw, ch), turns, mirrored, "frame", tw * th)
     return best

@@ -152,21 +152,44 @@ def evaluate_copies(
 ) -> CopyReport:
     started = time.monotonic()
     dataset = Path(dataset).resolve()
-    rows = read_groundtruth(dataset)
+    rng, held_out, indexed, originals = split_for_copies(
+        read_groundtruth(dataset), sample=sample, negatives=negatives, seed=seed
+    )
+    with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
+        root = Path(library_root) if library_root else Path(tmp) / "library"
+        with Library.open(root, write=True, model=model, weights=weights) as library:
+            Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
+            report = _search_copies(
+                library, dataset, originals, held_out, indexed + held_out, rng, verify
+            )
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def split_for_copies(rows: list, *, sample: int, negatives: int, seed: int):
+    """The seeded draw of an evaluation: (rng, held_out, indexed, originals). The same rng
+    then makes the copies (each_copy), so a script that replays the evaluation
+    (bench/pixel_match.py) makes the very same ones."""
     rng = random.Random(seed)
     order = list(range(len(rows)))
     rng.shuffle(order)
     negatives = min(negatives, len(rows) // 10)  # most of a small set stays indexed
     held_out = [rows[i] for i in order[:negatives]]
     indexed = [rows[i] for i in order[negatives:]]
-    originals = indexed[:sample]
-    with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
-        root = Path(library_root) if library_root else Path(tmp) / "library"
-        with Library.open(root, write=True, model=model, weights=weights) as library:
-            Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
-            report = _search_copies(library, dataset, originals, held_out, rows, rng, verify)
-    report.seconds = time.monotonic() - started
-    return report
+    return rng, held_out, indexed, indexed[:sample]
+
+
+def each_copy(dataset: Path, originals: list, by_source: dict, rng: random.Random):
+    """(row, original's image id, transform, encoded copy, description) for every transform
+    of every original that the library holds, in the evaluation's order."""
+    for row in originals:
+        original_id = by_source.get(str(dataset / row.path))
+        if original_id is None:
+            continue
+        image = decode_image((dataset / row.path).read_bytes()).image
+        for transform in TRANSFORMS:
+            data, note = make_copy(image, transform, rng)
+            yield row, original_id, transform, data, note
 
 
 def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> CopyReport:
@@ -182,49 +205,43 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
     found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
     copy_scores, other_scores, worst, query_seconds = [], [], [], []
     tier_right = tier_wrong = tier_missed = 0
-    for row in originals:
-        original_id = by_source.get(str(dataset / row.path))
-        if original_id is None:
-            continue
-        image = decode_image((dataset / row.path).read_bytes()).image
-        for transform in TRANSFORMS:
-            data, note = make_copy(image, transform, rng)
-            t0 = time.perf_counter()
-            hits = searcher.search_vector(
-                searcher.bytes_vector(data), 10, collapse=False, verify=verify
-            )
-            query_seconds.append(time.perf_counter() - t0)
-            ids = [h.id for h in hits]
-            same = {original_id} | {
-                h.id
-                for h in hits
-                if (row.group and row.group in group_of_id.get(h.id, ()))
-                or _same_picture(h.record, records[original_id])
-            }
-            r1, r10 = bool(ids) and ids[0] in same, bool(same & set(ids))
-            found1.append(r1)
-            found10.append(r10)
-            stats = per_t[transform]
-            stats["r1"].append(r1)
-            stats["r10"].append(r10)
-            original_hit = next((h for h in hits if h.id == original_id), None)
-            if original_hit:
-                copy_scores.append(original_hit.score)
-                stats["score"].append(original_hit.score)
-            others = [h.score for h in hits if h.id not in same]
-            if others:
-                other_scores.append(max(others))
-            top = hits[0] if hits else None
-            if top is not None and top.tier in ("exact", "copy"):
-                if top.id in same:
-                    tier_right += 1
-                else:
-                    tier_wrong += 1
+    for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
+        t0 = time.perf_counter()
+        hits = searcher.search_vector(
+            searcher.bytes_vector(data), 10, collapse=False, verify=verify
+        )
+        query_seconds.append(time.perf_counter() - t0)
+        ids = [h.id for h in hits]
+        same = {original_id} | {
+            h.id
+            for h in hits
+            if (row.group and row.group in group_of_id.get(h.id, ()))
+            or _same_picture(h.record, records[original_id])
+        }
+        r1, r10 = bool(ids) and ids[0] in same, bool(same & set(ids))
+        found1.append(r1)
+        found10.append(r10)
+        stats = per_t[transform]
+        stats["r1"].append(r1)
+        stats["r10"].append(r10)
+        original_hit = next((h for h in hits if h.id == original_id), None)
+        if original_hit:
+            copy_scores.append(original_hit.score)
+            stats["score"].append(original_hit.score)
+        others = [h.score for h in hits if h.id not in same]
+        if others:
+            other_scores.append(max(others))
+        top = hits[0] if hits else None
+        if top is not None and top.tier in ("exact", "copy"):
+            if top.id in same:
+                tier_right += 1
             else:
-                tier_missed += 1
-            if not r1 and len(worst) < 10:
-                top_place = top.record.first_place.display if top else None
-                worst.append({"original": row.path, "copy": note, "top": top_place})
+                tier_wrong += 1
+        else:
+            tier_missed += 1
+        if not r1 and len(worst) < 10:
+            top_place = top.record.first_place.display if top else None
+            worst.append({"original": row.path, "copy": note, "top": top_place})
     negative_tiers = 0
     for row in held_out:
         data = (dataset / row.path).read_bytes()
