@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -167,3 +168,25 @@ def test_a_hue_shift_is_seen_through_in_hsv_value():
     luminance_only = pixel_match._whole(query.grey, candidate.grey)
     assert luminance_only < pixel_match.MATCH_THRESHOLD  # luminance alone misses it
     assert compare(shifted, original).similarity > pixel_match.MATCH_THRESHOLD
+
+
+def test_a_candidate_whose_file_went_bad_stays_unverified(icon_library):
+    """Candidate files replaced by garbage or gone after indexing: the verified search still
+    answers, those hits are simply unverified, and the library keeps every image."""
+    root, folder = icon_library
+    query = encode(Image.open(folder / "icon07.png").convert("RGB"))
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        first, second = searcher.search_vector(searcher.bytes_vector(query), 2, collapse=False)
+    broken, gone = (Path(h.record.first_place.source) for h in (first, second))
+    broken.write_bytes(b"\x89PNG\r\n\x1a\nnot really a png")
+    gone.unlink()
+    candidate_pixels.clear()
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        hits = searcher.search_vector(searcher.bytes_vector(query), 30, collapse=False, verify=True)
+        assert len(library.catalog.vector_ids()) == 40
+    by_id = {h.id: h for h in hits}
+    assert by_id[first.id].verification is None and by_id[second.id].verification is None
+    assert by_id[first.id].tier == "exact"  # the same pixels as when it was indexed
+    assert all(h.verification is not None for h in hits if h.id not in (first.id, second.id))
