@@ -1,8 +1,8 @@
 """How the small-picture verifier (src/lookalike/pixel_match.py) separates copies: its scores.
 
 Makes the same copies as `lookalike eval --copies` (same seed, sample and held-out queries),
-finds each copy's candidates through the real search (the vector search's best --depth, plus
-those the turned views add), compares the copy with every candidate pixel by pixel, and then
+runs `search --verify` on each (which checks its verify.PIXEL_DEPTH best hits pixel by pixel:
+these are small pictures), keeps each hit's vector score and pixel similarity, and then
 replays the ranking rule of `search --verify` for a grid of thresholds: hits at or above the
 match threshold first (tier "copy"), by similarity; then hits at or above the rank threshold,
 by similarity; then the vector search's order. Prints recall@1 of the original (or a picture
@@ -25,25 +25,24 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.decode import decode_image
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
 from lookalike.evaluation.retrieval import _ListedFiles
 from lookalike.indexing import Indexer
 from lookalike.library import Library
-from lookalike.pixel_match import PixelMatch, match, pixels
 from lookalike.search import Searcher
+from lookalike.verify import PIXEL_DEPTH
 
 
 @dataclass
 class Query:
     transform: str  # or "held-out"
     original: str | None
-    candidates: list[tuple[int, float, PixelMatch]]  # id, vector score, pixel match
+    candidates: list[tuple[int, float, float]]  # id, vector score, pixel similarity
     right: set[int]  # candidates that count as found: the original and its group
 
 
-def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Query], dict, list]:
+def collect(dataset: Path, sample: int, seed: int) -> tuple[list[Query], dict, list]:
     rows = read_groundtruth(dataset)
     rng, held_out, indexed, originals = split_for_copies(
         rows, sample=sample, negatives=50, seed=seed
@@ -56,25 +55,15 @@ def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Que
         by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}
         names = {rid: str(Path(r.first_place.source).relative_to(dataset)) for rid, r in records.items()}  # fmt: skip
         group_of = {by_source.get(str(dataset / r.path)): r.group for r in rows}
-        described: dict[int, object] = {}
 
         def candidates(data: bytes):
+            """The hits of `search --verify` (PIXEL_DEPTH of them, all verified: these are
+            small pictures), each with its vector score and pixel similarity."""
             query = searcher.bytes_vector(data)
-            scores: dict[int, float] = {}
-            for verify in (False, True):  # plain, then with the turned views (verify.py is
-                # not asked to check anything here: its hits are re-checked below)
-                for hit in searcher.search_vector(query, depth, collapse=False, verify=verify):
-                    scores[hit.id] = max(scores.get(hit.id, -1.0), hit.score)
             t0 = time.perf_counter()
-            mine = pixels(query.image)
-            found = []
-            for rid, score in scores.items():
-                if rid not in described:
-                    source = Path(records[rid].first_place.source)
-                    described[rid] = pixels(decode_image(source.read_bytes()).image)
-                found.append((rid, score, match(mine, described[rid])))
+            hits = searcher.search_vector(query, PIXEL_DEPTH, collapse=False, verify=True)
             seconds.append(time.perf_counter() - t0)
-            return found
+            return [(h.id, h.score, _similarity(h.verification)) for h in hits if h.verification]
 
         def right(found, original_id, group):
             return {i for i, _, _ in found if i == original_id or (group and group_of.get(i) == group)}  # fmt: skip
@@ -88,6 +77,14 @@ def collect(dataset: Path, depth: int, sample: int, seed: int) -> tuple[list[Que
     return queries, names, seconds
 
 
+def _similarity(v) -> float:
+    """A hit's pixel similarity. Pairs where both pictures are 64 px or more are checked by
+    keypoints, which say only matched (ranked as a copy) or not."""
+    if v.similarity is not None:
+        return v.similarity
+    return 1.0 if v.matched else -1.0
+
+
 def replay(queries: list[Query], match_threshold: float, rank_threshold: float) -> dict:
     """search --verify's order for these thresholds: recall@1, copy-tier precision and recall."""
     found1, per_transform, right_tiers, wrong = [], defaultdict(list), 0, []
@@ -96,12 +93,12 @@ def replay(queries: list[Query], match_threshold: float, rank_threshold: float) 
             continue
 
         def order(c):
-            similarity = c[2].similarity
+            similarity = c[2]
             group = 0 if similarity >= match_threshold else 1 if similarity >= rank_threshold else 2  # fmt: skip
             return (group, -similarity if group < 2 else -c[1])
 
         top = min(q.candidates, key=order)
-        tiered = top[2].similarity >= match_threshold
+        tiered = top[2] >= match_threshold
         hit = top[0] in q.right
         if q.transform != "held-out":
             found1.append(hit)
@@ -109,7 +106,7 @@ def replay(queries: list[Query], match_threshold: float, rank_threshold: float) 
         if tiered and hit:
             right_tiers += 1
         elif tiered:
-            wrong.append((q.transform, q.original, top[0], round(top[2].similarity, 3)))
+            wrong.append((q.transform, q.original, top[0], round(top[2], 3)))
     tiered = right_tiers + len(wrong)
     return {
         "r1": float(np.mean(found1)),
@@ -123,16 +120,15 @@ def replay(queries: list[Query], match_threshold: float, rank_threshold: float) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", type=Path)
-    parser.add_argument("--depth", type=int, default=30, help="candidates per query (verify.PIXEL_DEPTH)")  # fmt: skip
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", type=Path, help="pickle the scores here, to study them")
     args = parser.parse_args()
     for dataset in args.datasets:
-        queries, names, seconds = collect(dataset.resolve(), args.depth, args.sample, args.seed)
+        queries, names, seconds = collect(dataset.resolve(), args.sample, args.seed)
         copies = [q for q in queries if q.transform != "held-out"]
         print(f"\n{dataset.name}: {len(copies)} copies, {len(queries) - len(copies)} held-out "
-              f"queries, {args.depth} candidates each (+ the turned views'); pixel matching "
+              f"queries, {PIXEL_DEPTH} hits each; verified search "
               f"per query p50 {np.percentile(seconds, 50) * 1000:.1f} ms, "
               f"p99 {np.percentile(seconds, 99) * 1000:.1f} ms")  # fmt: skip
         present = defaultdict(list)

@@ -69,7 +69,6 @@ class PixelMatch:
     mirrored: bool
     turned: int = 0  # quarter turns (counter-clockwise) of the query that matched
     arrangement: str = "whole"  # "whole", "crop" (query inside) or "frame" (candidate inside)
-    compared: int = 0  # pixels the similarity was measured over
 
 
 def pixels(image: Image.Image) -> Pixels:
@@ -144,7 +143,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
     full = (0, 0, candidate.size[0], candidate.size[1])
     best = PixelMatch(-1.0, full, 1.0, False)
 
-    def keep(score, region_stored, turns, mirrored, arrangement, compared):
+    def keep(score, region_stored, turns, mirrored, arrangement):
         nonlocal best
         if turns or mirrored:
             score -= SYMMETRY_PENALTY
@@ -152,9 +151,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
             x, y, w, h = (v / candidate.scale for v in region_stored)
             overlap = (w * h) / float(candidate.size[0] * candidate.size[1])
             region = (int(x), int(y), int(round(w)), int(round(h)))
-            best = PixelMatch(
-                score, region, float(min(1.0, overlap)), mirrored, turns, arrangement, compared
-            )
+            best = PixelMatch(score, region, float(min(1.0, overlap)), mirrored, turns, arrangement)
 
     own_scale = candidate.scale / query.scale  # the query's pixels in the candidate's stored ones
     for turns, mirrored in _SYMMETRIES:
@@ -167,13 +164,13 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         # is darker in luminance)
         q_value = _turn(query.value, turns, mirrored)
         score = max(_whole(q, cand), _whole(q_value, candidate.value))
-        keep(score, (0, 0, cw, ch), turns, mirrored, "whole", min(qw * qh, cw * ch))
+        keep(score, (0, 0, cw, ch), turns, mirrored, "whole")
         # the query inside the candidate: a crop, at the candidate's own scale or rescaled
         for score, x, y, tw, th in _placements(cand, q, own_scale, CROP_SCALES):
-            keep(score, (x, y, tw, th), turns, mirrored, "crop", tw * th)
+            keep(score, (x, y, tw, th), turns, mirrored, "crop")
         # the candidate inside the query: a border or frame was added around it, at the
         # candidate's own scale (a border of a few pixels: the other scales step past it) or
         # rescaled too
-        for score, _, _, tw, th in _placements(q, cand, 1 / own_scale, FRAME_SCALES):
-            keep(score, (0, 0, cw, ch), turns, mirrored, "frame", tw * th)
+        for score, *_ in _placements(q, cand, 1 / own_scale, FRAME_SCALES):
+            keep(score, (0, 0, cw, ch), turns, mirrored, "frame")
     return best

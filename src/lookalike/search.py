@@ -227,8 +227,8 @@ class Searcher:
                 return []
         want = offset + k
         checked = 0  # hits verified: more than `want` for small pictures, to find copies deeper
-        if verify:
-            from .verify import verification_depth  # OpenCV is loaded only when asked for
+        if verify:  # OpenCV is loaded only when asked for
+            from .verify import verification_depth, verified_order, verify_hits
 
             checked = verification_depth(self.library, query)
         wanted = max(want * CANDIDATE_FACTOR if collapse else want, checked)
@@ -260,16 +260,12 @@ class Searcher:
         else:
             hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
         if verify:
-            from .verify import verify_hits
-
             verify_hits(self.library, query, hits[:checked])
         for hit in hits:
             for h in (hit, *hit.duplicates):
                 h.tier = match_tier(h, query, verified=verify)
         if verify:
-            from .pixel_match import RANK_THRESHOLD
-
-            hits.sort(key=lambda h: _verified_order(h, RANK_THRESHOLD))
+            hits.sort(key=verified_order)
         return hits[offset:want]
 
     def _turned_vectors(self, image: Image.Image) -> np.ndarray:
@@ -316,16 +312,6 @@ def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
     return "copy" if hit.score >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
-
-
-def _verified_order(hit: Hit, rank_threshold: float) -> tuple:
-    """Copies first; then hits whose pixels are close enough to the query's to be ranked by
-    that (pixel_match.RANK_THRESHOLD: heavily edited copies of small pictures); then the rest
-    in the vector search's order (sorting is stable)."""
-    v = hit.verification
-    similarity = v.similarity if v is not None and v.similarity is not None else None
-    by_pixels = similarity is not None and similarity >= rank_threshold
-    return (hit.tier == "similar", not by_pixels, -similarity if by_pixels else 0.0)
 
 
 def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, float]]):

@@ -41,8 +41,8 @@ WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
 # keypoint verification there confirmed wrong hits, so such pairs are compared pixel by pixel.
 MIN_SIDE = 64
 KEYPOINT_DEPTH = 8  # hits verified by keypoints (each costs a decode and ORB when not cached)
-# Hits verified by pixels when the query is small: comparing is ~1.3 ms a candidate, and a heavily
-# edited copy of an icon is often not among the vector search's first 8 (docs/quality.md).
+# Hits verified by pixels when the query is small (~40 ms for 30 icons): a heavily edited copy
+# of an icon is often not among the vector search's first 8 (docs/quality.md).
 PIXEL_DEPTH = 30
 MIN_INLIERS = 20
 MIN_INLIER_SHARE = 0.1  # of the keypoints of the picture with fewer
@@ -203,6 +203,17 @@ def verification_depth(library: Library, query: QueryVector) -> int:
     else:
         return KEYPOINT_DEPTH
     return PIXEL_DEPTH if min(size) < MIN_SIDE else KEYPOINT_DEPTH
+
+
+def verified_order(hit: Hit) -> tuple:
+    """Sort key of verified hits: copies (and exact matches) first; then hits whose pixels are
+    close enough to the query's to be ranked by that (pixel_match.RANK_THRESHOLD: heavily
+    edited copies of small pictures), best first; then the rest in the vector search's order
+    (sorting is stable)."""
+    v = hit.verification
+    similarity = v.similarity if v is not None else None
+    by_pixels = similarity is not None and similarity >= pixel_match.RANK_THRESHOLD
+    return (hit.tier == "similar", not by_pixels, -similarity if by_pixels else 0.0)
 
 
 def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
