@@ -328,3 +328,18 @@ def test_a_running_server_says_to_restart_after_the_library_changed_model(
         assert response.status_code == 503
         assert "re-embedded with effnet-lite0-grey@1" in response.json()["detail"]
         assert "restart lookalike serve" in response.json()["detail"]
+
+
+def test_reembedding_gives_images_from_before_schema_v6_their_tiny_pictures(
+    run_cli, library_path, picture_folder
+):
+    """Tiny pictures (index/tiny.py) are made when an image is decoded; a library indexed
+    before they existed gets them when `reindex --model` reads its images again."""
+    assert run_cli("index", "-q", picture_folder)[0] == 0
+    with Library.open(library_path, write=True) as library:
+        made = dict(library.catalog.conn.execute("SELECT id, tiny FROM images").fetchall())
+        assert made and all(len(t) == 144 for t in made.values())
+        library.catalog.conn.execute("UPDATE images SET tiny = NULL")
+        assert reembed(library, "effnet-lite0-grey", progress=False).swapped
+        filled = dict(library.catalog.conn.execute("SELECT id, tiny FROM images").fetchall())
+    assert filled == made

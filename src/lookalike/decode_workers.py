@@ -25,6 +25,7 @@ import numpy as np
 from .catalog.records import Place
 from .decode import DecodeError, decode_image
 from .embed.base import Preprocessor, preprocess, wants_alpha
+from .index.tiny import tiny_picture
 from .sources.base import SourceError, SourceItem
 from .tiles import Box, find_tiles, tile_sha256
 
@@ -45,9 +46,10 @@ class DecodeOutcome:
     format: str | None = None
     frames: int | None = None
     pixel_hash: str | None = None
+    tiny: bytes | None = None  # its tiny picture (index/tiny.py)
     error: str | None = None
-    # with --tiles, the sprites of a sheet: (box, identity, model input) each
-    tiles: tuple[tuple[Box, str, np.ndarray], ...] = ()
+    # with --tiles, the sprites of a sheet: (box, identity, model input, tiny picture) each
+    tiles: tuple[tuple[Box, str, np.ndarray, bytes], ...] = ()
 
 
 class DecodePool:
@@ -174,7 +176,10 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
             decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
             crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
-            tiles = tuple((box, tile_sha256(crop), preprocess(prep, crop)) for box, crop in crops)
+            tiles = tuple(
+                (box, tile_sha256(crop), preprocess(prep, crop), tiny_picture(crop))
+                for box, crop in crops
+            )
             pixels = preprocess(prep, decoded.image)
         else:
             decoded = decode_image(
@@ -196,5 +201,6 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         format=decoded.format,
         frames=decoded.frames,
         pixel_hash=decoded.pixel_hash,
+        tiny=tiny_picture(decoded.image),
         tiles=tiles,
     )

@@ -264,6 +264,7 @@ class Indexer:
                 format=outcome.format,
                 frames=outcome.frames,
                 pixel_hash=outcome.pixel_hash,
+                tiny=outcome.tiny,
             )
             self._batch_ids.append(image_id)
             self._batch_pixels.append(outcome.pixels)
@@ -280,7 +281,7 @@ class Indexer:
         with the other orphans at the end of the run."""
         place = outcome.place
         self.catalog.delete_tile_places(place.source, place.member)
-        for box, sha, pixels in outcome.tiles:
+        for box, sha, pixels, tiny in outcome.tiles:
             existing = self.catalog.image_by_sha(sha)
             if existing and (
                 existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
@@ -288,7 +289,7 @@ class Indexer:
                 tile_id = existing[0]
             else:
                 tile_id = self.catalog.put_image(
-                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile"
+                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile", tiny=tiny
                 )
                 self._batch_ids.append(tile_id)
                 self._batch_pixels.append(pixels)

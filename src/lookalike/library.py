@@ -29,6 +29,7 @@ from .embed.registry import DEFAULT_MODEL, create_embedder
 from .index.base import VectorIndex
 from .index.faiss_index import ANN_THRESHOLD, FaissIndex
 from .index.stores import StoreConfig, confirm, copy_all, open_milvus, replay
+from .index.tiny import TinyPictures
 
 DEFAULT_LIBRARY = "lookalike-library"
 CATALOG_FILE = "catalog.sqlite3"
@@ -59,6 +60,7 @@ class Library:
         self._lock_fd: int | None = None
         self._index: FaissIndex | None = None
         self._embedder: Embedder | None = None
+        self._tiny: TinyPictures | None = None
         self.weights: Path | None = None  # a weights file or folder the user gave
 
     # -- opening ------------------------------------------------------------------------------
@@ -198,6 +200,17 @@ class Library:
     def set_index(self, index: VectorIndex) -> None:
         """Use an already-loaded index (the server shares one across requests)."""
         self._index = index
+
+    @property
+    def tiny_pictures(self) -> TinyPictures:
+        """The images' tiny pictures (index/tiny.py), read from the catalog when first asked."""
+        if self._tiny is None:
+            self._tiny = TinyPictures()
+        return self._tiny
+
+    def set_tiny_pictures(self, tiny: TinyPictures) -> None:
+        """Share tiny pictures already in memory (the server, across its threads)."""
+        self._tiny = tiny
 
     # -- the index ----------------------------------------------------------------------------
 

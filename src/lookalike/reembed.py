@@ -32,6 +32,7 @@ from .catalog.web import DownloadLog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import Embedder, wants_alpha
 from .embed.registry import create_embedder
+from .index.tiny import tiny_picture
 from .interrupts import StopOnInterrupt
 from .library import Library, LibraryError
 from .sources.archives import ArchiveError, MemoryItem, read_archive
@@ -150,7 +151,7 @@ def reembed(
                     report.interrupted = True
                     break
                 batch = records[start : start + batch_size]
-                ids, pixels = [], []
+                ids, pixels, tinies = [], [], []
                 for record in batch:
                     try:
                         data = reader.read(record, wanted)
@@ -162,10 +163,13 @@ def reembed(
                         continue
                     ids.append(record.id)
                     pixels.append(prep(decoded.image))
+                    tinies.append(tiny_picture(decoded.image))
                 if ids:
                     vectors = embedder.embed(np.stack(pixels))
                     with catalog.transaction():  # one commit per batch: a stop loses one
                         stage_vectors(catalog, ids, vectors, embedder.model_id)
+                        for image_id, tiny in zip(ids, tinies):  # made before schema v6
+                            catalog.fill_tiny(image_id, tiny)
                     report.embedded += len(ids)
                 bar.update(len(batch))
             if report.interrupted:

@@ -40,6 +40,10 @@ CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after co
 # (unturned) copy of an arrow icon found the other arrows through their turns, and copy recall
 # fell for every other transform (measured: docs/quality.md; 0.05 and 0.1 scored alike).
 TURN_PENALTY = 0.05
+# Copies may be turned, so verified searches look for the query turned too; a query smaller
+# than this (verify.MIN_SIDE) gets candidates by its tiny picture in all eight symmetries
+# instead (_tiny_hits), which found as many and saves three embeddings (docs/quality.md).
+TURNED_MIN_SIDE = 64
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
@@ -241,7 +245,7 @@ class Searcher:
         if wanted <= 0:
             return []
         vectors = query.vector[None, :]
-        if verify and query.image is not None:  # copies may be turned: look for those too
+        if verify and query.image is not None and min(query.image.size) >= TURNED_MIN_SIDE:
             vectors = np.vstack([vectors, self._turned_vectors(query.image)])
         scores, ids = index.search(vectors, wanted, allowed=allowed, filters=pushed)
         scores[1:] -= TURN_PENALTY  # rows after the first are the turned views
@@ -259,14 +263,29 @@ class Searcher:
             hits = _collapse(candidates, records, self.library, kept, threshold)
         else:
             hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
-        if verify:
-            verify_hits(self.library, query, hits[:checked])
+        if verify:  # and hits that only tiny pictures found, verified too, sorted in below
+            extra = self._tiny_hits(query, hits, vectors, exclude, allowed, pushed)
+            verify_hits(self.library, query, hits[:checked] + extra)
+            hits += extra
         for hit in hits:
             for h in (hit, *hit.duplicates):
                 h.tier = match_tier(h, query, verified=verify)
         if verify:
             hits.sort(key=verified_order)
         return hits[offset:want]
+
+    def _tiny_hits(self, query, hits, vectors, exclude, allowed, pushed) -> list[Hit]:
+        """Candidates for verification by pixels that the vector search missed, found by their
+        tiny pictures (verify.tiny_candidates), each with its vector score as a hit."""
+        from .verify import tiny_candidates
+
+        known = {h.id for hit in hits for h in (hit, *hit.duplicates)}
+        if pushed is not None:  # the store applies filters itself; tiny pictures need the ids
+            allowed = self.library.catalog.filter_ids(pushed)
+        ids = tiny_candidates(self.library, query, known, exclude=exclude, allowed=allowed)
+        scored = _rescore(self.library, vectors, [(i, 0.0) for i in ids]) if ids else []
+        records = self.library.catalog.images([i for i, _ in scored])
+        return [Hit(i, s, records[i]) for i, s in scored if i in records]
 
     def _turned_vectors(self, image: Image.Image) -> np.ndarray:
         """The query turned a quarter, a half and three quarters: copies are often rotated,

@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 from . import pixel_match
 from .catalog.web import DownloadLog
 from .decode import DecodeError, decode_image, to_rgb
+from .index import tiny
 from .sources.locate import ImageGone, read_image_bytes
 
 if TYPE_CHECKING:
@@ -205,6 +206,42 @@ def verification_depth(library: Library, query: QueryVector) -> int:
     return PIXEL_DEPTH if min(size) < MIN_SIDE else KEYPOINT_DEPTH
 
 
+def tiny_candidates(
+    library: Library,
+    query: QueryVector,
+    known: set[int],
+    *,
+    exclude: int | None = None,
+    allowed: np.ndarray | None = None,
+) -> list[int]:
+    """More candidates for verification by pixels: the images whose tiny pictures correlate
+    best with the query's (index/tiny.py), less those in `known`, kept where either side is
+    under MIN_SIDE (larger pairs are the vector search's and the keypoints' business). These
+    are copies the vector search ranks low: a 16 px icon shrunk to 6 px or saved as JPEG at
+    quality 10 (docs/quality.md)."""
+    if query.image is not None:
+        picture, size = tiny.tiny_picture(query.image), query.image.size
+    elif query.image_id is not None and (record := library.catalog.image(query.image_id)):
+        picture = library.catalog.tiny_picture(query.image_id)
+        size = (record.width, record.height)
+    else:
+        return []
+    if picture is None:
+        return []
+    found = library.tiny_pictures.search(
+        library.catalog, picture, tiny.TINY_DEPTH, exclude=exclude, allowed=allowed
+    )
+    new = [i for i, _ in found if i not in known]
+    if min(size[0] or 0, size[1] or 0) < MIN_SIDE:
+        return new
+    records = library.catalog.images(new)
+    return [i for i in new if i in records and _small(records[i])]
+
+
+def _small(record) -> bool:
+    return min(record.width or 0, record.height or 0) < MIN_SIDE
+
+
 def verified_order(hit: Hit) -> tuple:
     """Sort key of verified hits: copies (and exact matches) first; then hits whose pixels are
     close enough to the query's to be ranked by that (pixel_match.RANK_THRESHOLD: heavily
@@ -230,7 +267,7 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
     query_small = min(image.size) < MIN_SIDE
 
     def small(record) -> bool:
-        return query_small or min(record.width or 0, record.height or 0) < MIN_SIDE
+        return query_small or _small(record)
 
     # Each side's description is made once, and only if some candidate needs it.
     query_pixels = pixel_match.pixels(image) if any(small(h.record) for h in hits) else None

@@ -21,6 +21,9 @@ Tables:
 - staged_vectors (v5): vectors of another model, made by `lookalike reindex --model` beside the
   ones in use, committed batch by batch so an interrupted re-embedding resumes; they replace
   `vectors` in one transaction once every image has one (lookalike/reembed.py).
+- images.tiny (v6): the image's tiny picture (index/tiny.py), 144 bytes, a second way to find
+  candidates for `search --verify`. Images indexed before v6 get theirs from
+  `lookalike reindex --model`, which reads them again; until then they are found as before.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -138,6 +141,10 @@ MIGRATIONS: list[str] = [
         model    TEXT    NOT NULL,
         vector   BLOB    NOT NULL
     );
+    """,
+    # version 6: tiny pictures, to find copy candidates for verification by pixels
+    """
+    ALTER TABLE images ADD COLUMN tiny BLOB;
     """,
 ]
 

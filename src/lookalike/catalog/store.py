@@ -107,19 +107,46 @@ class Catalog(CatalogQueries):
         frames: int | None = None,
         error: str | None = None,
         pixel_hash: str | None = None,
+        tiny: bytes | None = None,
     ) -> int:
-        """Insert the image with these bytes, or update its row; return its id."""
+        """Insert the image with these bytes, or update its row; return its id. `tiny`: its
+        tiny picture (index/tiny.py)."""
         now = time.time()
         row = self.conn.execute(
             "INSERT INTO images (sha256, byte_size, width, height, format, frames, status, error,"
-            " pixel_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            " pixel_hash, tiny, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET width = excluded.width, height = excluded.height,"
             " format = excluded.format, frames = excluded.frames, status = excluded.status,"
             " error = excluded.error, pixel_hash = excluded.pixel_hash,"
-            " updated_at = excluded.updated_at RETURNING id",
-            (sha256, byte_size, width, height, format, frames, status, error, pixel_hash, now, now),
-        ).fetchone()
+            " tiny = COALESCE(excluded.tiny, tiny), updated_at = excluded.updated_at RETURNING id",
+            (sha256, byte_size, width, height, format, frames, status, error, pixel_hash, tiny,
+             now, now),
+        ).fetchone()  # fmt: skip
         return row[0]
+
+    def fill_tiny(self, image_id: int, tiny: bytes) -> None:
+        """Give an image indexed before tiny pictures existed (schema v6) its tiny picture."""
+        self.conn.execute(
+            "UPDATE images SET tiny = ? WHERE id = ? AND tiny IS NULL", (tiny, image_id)
+        )
+
+    def tiny_pictures(self, *, after_id: int = 0) -> tuple[np.ndarray, list[bytes]]:
+        """Ids and tiny pictures of the images after `after_id` that have one."""
+        rows = self.conn.execute(
+            "SELECT id, tiny FROM images WHERE id > ? AND tiny IS NOT NULL ORDER BY id",
+            (after_id,),
+        ).fetchall()
+        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+
+    def tiny_picture(self, image_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT tiny FROM images WHERE id = ?", (image_id,)).fetchone()
+        return row[0] if row else None
+
+    def image_count_and_max_id(self) -> tuple[int, int]:
+        """(rows, largest id) of the images table: cheap, and changed by any insert or delete."""
+        count, largest = self.conn.execute("SELECT count(*), max(id) FROM images").fetchone()
+        return int(count), int(largest or 0)
 
     def put_place(
         self, image_id: int, place: Place, file_size: int | None, file_mtime_ns: int | None

@@ -36,10 +36,11 @@ from ..search import QueryResult, Searcher, hit_to_dict
 @click.option(
     "--verify",
     is_flag=True,
-    help="Find edited copies: the query is also searched turned by 90/180/270 degrees, and "
-    "the best hits are checked with local features + RANSAC (pictures under 64 px: pixel by "
-    "pixel, in every crop, frame, mirror and turn); verified copies come first, with the "
-    "matched region and how much of the image it covers.",
+    help="Find edited copies: the best hits are checked with local features + RANSAC "
+    "(pictures under 64 px: pixel by pixel, in every crop, frame, mirror and turn); the query "
+    "is also searched turned by 90/180/270 degrees (under 64 px: by its 12x12 tiny picture, "
+    "in every mirror and turn). Verified copies come first, with the matched region and how "
+    "much of the image it covers.",
 )
 @click.option(
     "--trim",

@@ -26,7 +26,7 @@ class SearchOptions(BaseModel):
     k: int = Field(12, ge=1, le=200)
     offset: int = Field(0, ge=0, le=10_000)
     collapse: bool = True
-    verify: bool = False  # find edited copies: turned queries + geometric verification (slower)
+    verify: bool = False  # find edited copies: more candidates + verification (slower)
     licence: str | None = None
     author: str | None = None
     site: str | None = None

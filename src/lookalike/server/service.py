@@ -32,6 +32,7 @@ from ..embed.base import wants_alpha
 from ..index.base import VectorIndex
 from ..index.faiss_index import FaissIndex
 from ..index.stores import confirm
+from ..index.tiny import TinyPictures, tiny_picture
 from ..library import CATALOG_FILE, Library, LibraryLockedError
 from ..search import Searcher
 from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
@@ -128,6 +129,7 @@ class LibraryService:
             self.model_name = library.model_name
             self.embedder = library.embedder
             self.index = LockedIndex(library.detach_index())
+        self.tiny_pictures = TinyPictures()  # read on the first verified search
         self.allow_private_urls = allow_private_urls
         self.max_pixels = max_pixels
         self._local = threading.local()
@@ -151,6 +153,7 @@ class LibraryService:
             library = Library(self.root, Catalog(self.root / CATALOG_FILE), writable=False)
             library.set_embedder(self.embedder)
             library.set_index(self.index)
+            library.set_tiny_pictures(self.tiny_pictures)
             self._local.library = library
         return library
 
@@ -226,6 +229,7 @@ class LibraryService:
                     format=decoded.format,
                     frames=decoded.frames,
                     pixel_hash=decoded.pixel_hash,
+                    tiny=tiny_picture(decoded.image),
                 )
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id)

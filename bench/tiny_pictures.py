@@ -1,0 +1,135 @@
+"""Tiny pictures as copy candidates (src/lookalike/index/tiny.py): what they add, at what cost.
+
+Makes the copies of `lookalike eval --copies` (same seed, sample and held-out split) and
+prints two things:
+
+1. Candidate recall: how often the original is among the vector search's first 30 hits (the
+   query and its three turns, as `search --verify` searched small pictures before tiny
+   pictures), among the first K of a tiny-picture search (sides 8, 12, 16), and in the union.
+2. `search --verify` itself, for several TINY_DEPTH values, with and without the turned
+   searches for small queries: recall@1 (the original or a picture of its group) and the
+   time per query (cold: the candidates' pixel cache cleared for each variant).
+
+    python bench/tiny_pictures.py ../shared/bench-data/tango_icons ../shared/bench-data/rltiles
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from lookalike import search, verify
+from lookalike.decode import decode_image, to_rgb
+from lookalike.evaluation.copies import each_copy, split_for_copies
+from lookalike.evaluation.metrics import read_groundtruth
+from lookalike.evaluation.retrieval import _ListedFiles
+from lookalike.index import tiny
+from lookalike.indexing import Indexer
+from lookalike.library import Library
+from lookalike.search import TURN_PENALTY, Searcher
+
+SIDES = (8, 12, 16)
+DEPTHS = (5, 10, 20, 30)  # tiny-picture candidates, for the union
+VECTOR_DEPTH = 30  # verify.PIXEL_DEPTH
+
+
+def tiny_at(image: Image.Image, side: int) -> np.ndarray:
+    """index/tiny.py's tiny picture at another side, as unit float rows of its 8 symmetries."""
+    grey = np.asarray(to_rgb(image).convert("L").resize((side, side), Image.Resampling.BOX))
+    grey = grey.astype(np.float32) - grey.mean()
+    views = [np.rot90(s, t).ravel() for s in (grey, np.fliplr(grey)) for t in range(4)]
+    rows = np.stack(views)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+
+
+def candidate_recall(library, searcher, records, copies, right_ids) -> None:
+    ids = sorted(records)
+    row_of = {image_id: n for n, image_id in enumerate(ids)}
+    pictures = [decode_image(Path(records[i].first_place.source).read_bytes()).image for i in ids]
+    library_rows = {side: np.stack([tiny_at(p, side)[0] for p in pictures]) for side in SIDES}
+    found_by_vector, ranks = [], {side: [] for side in SIDES}
+    for (_, data), right in zip(copies, right_ids):
+        query = searcher.bytes_vector(data)
+        vectors = np.vstack([query.vector[None], searcher._turned_vectors(query.image)])
+        scores, hits = library.index.search(vectors, VECTOR_DEPTH)
+        scores[1:] -= TURN_PENALTY
+        best: dict[int, float] = {}
+        for i, s in zip(hits.ravel(), scores.ravel()):
+            best[int(i)] = max(best.get(int(i), -9.0), float(s))
+        top = sorted(best, key=lambda i: -best[i])[:VECTOR_DEPTH]
+        found_by_vector.append(bool(right & set(top)))
+        for side in SIDES:
+            sims = library_rows[side] @ tiny_at(query.image, side).T
+            sims[:, 1:] -= tiny.SYMMETRY_PENALTY
+            sims = sims.max(axis=1)
+            ranks[side].append(min(int((sims > sims[row_of[i]]).sum()) for i in right))
+    print(f"original among the vector search's {VECTOR_DEPTH} (with turns): "
+          f"{np.mean(found_by_vector):.3f}")  # fmt: skip
+    for side in SIDES:
+        alone = " ".join(f"{np.mean(np.array(ranks[side]) < k):.3f}" for k in DEPTHS)
+        union = " ".join(
+            f"{np.mean([v or r < k for v, r in zip(found_by_vector, ranks[side])]):.3f}"
+            for k in DEPTHS
+        )
+        print(f"  tiny {side:2d} px, first {DEPTHS}: alone {alone}; with the vector's: {union}")
+
+
+def verified_search(searcher, copies, right_ids, variants) -> None:
+    for depth, turns in variants:
+        tiny.TINY_DEPTH = depth
+        search.TURNED_MIN_SIDE = 0 if turns else 64  # 0: small queries searched turned too
+        verify.candidate_pixels.clear()
+        seconds, found = [], []
+        for (_, data), right in zip(copies, right_ids):
+            start = time.perf_counter()
+            query = searcher.bytes_vector(data)
+            hits = searcher.search_vector(query, 10, collapse=False, verify=True)
+            seconds.append(time.perf_counter() - start)
+            found.append(bool(hits) and hits[0].id in right)
+        ms = np.array(seconds) * 1000
+        print(f"  TINY_DEPTH {depth:2d}, small queries searched turned: {'yes' if turns else 'no '}"
+              f"  R@1 {np.mean(found):.3f}, p50 {np.percentile(ms, 50):.1f} ms, "
+              f"p99 {np.percentile(ms, 99):.1f} ms")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--sample", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timed", type=int, default=400, help="copies searched per variant")
+    args = parser.parse_args()
+    for dataset in args.datasets:
+        dataset = dataset.resolve()
+        rows = read_groundtruth(dataset)
+        group_of_path = {str(dataset / r.path): r.group for r in rows}
+        rng, _, indexed, originals = split_for_copies(rows, sample=args.sample, negatives=50, seed=args.seed)  # fmt: skip
+        with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
+            Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
+            searcher = Searcher(library)
+            records = library.catalog.images(library.catalog.vector_ids())
+            by_source = {p.source: i for i, r in records.items() for p in r.places}
+            group_ids: dict[str, set[int]] = {}
+            for i, r in records.items():
+                group = group_of_path.get(r.first_place.source)
+                if group:
+                    group_ids.setdefault(group, set()).add(i)
+            copies, right_ids = [], []
+            for row, original, _, data, _ in each_copy(dataset, originals, by_source, rng):
+                copies.append((original, data))
+                right_ids.append({original} | group_ids.get(row.group, set()) if row.group else {original})  # fmt: skip
+            print(f"\n{dataset.name}: {len(copies)} copies")
+            candidate_recall(library, searcher, records, copies, right_ids)
+            print(f"search --verify, the first {args.timed} copies:")
+            n = args.timed
+            variants = [(0, True), (5, True), (10, True), (10, False), (20, False)]
+            verified_search(searcher, copies[:n], right_ids[:n], variants)
+
+
+if __name__ == "__main__":
+    main()
