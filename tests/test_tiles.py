@@ -13,6 +13,7 @@ from PIL import Image
 
 from lookalike.catalog.web import DownloadLog
 from lookalike.library import Library
+from lookalike.search import Searcher
 from lookalike.sources.locate import read_image_bytes
 from lookalike.tiles import Box, find_tiles, split_member
 
@@ -172,6 +173,18 @@ def test_trim_makes_a_cut_frame_match_its_sprite_exactly(run_cli, sheets, tmp_pa
         assert as_cut["source"].endswith("hero.png") and as_cut["score"] > 0.99
     else:
         assert as_cut["score"] < trimmed["score"] - 0.05  # the margin is what held it back
+    verified = top("--trim", "--verify")  # turned views and verification see the trimmed sprite
+    assert verified["source"].endswith("hero.png") and verified["tier"] in ("exact", "copy")
+    assert verified["verification"]["region"] == [0, 0, verified["width"], verified["height"]]
+
+
+def test_trim_hands_verification_the_trimmed_picture(run_cli, sheets, library_path):
+    run_cli("index", "--tiles", sheets)
+    with Library.open(library_path) as library:
+        framed = Searcher(library).bytes_vector(cut(14)).image
+        trimmed = Searcher(library, trim=True).bytes_vector(cut(14)).image
+    assert framed.size == (CELL, CELL)
+    assert trimmed.size == (SPRITE - 4, SPRITE - 4)  # the sprite's own box, as --tiles cut it
 
 
 def test_eval_sprites_measures_cut_sprites_against_their_sheets(run_cli, tmp_path):

@@ -151,7 +151,8 @@ class Searcher:
         vector = embedder.embed_images([picture])[0]
         vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
         sha = hashlib.sha256(data).hexdigest()
-        return QueryVector(vector, None, sha, decoded.pixel_hash, decoded.image)
+        # --verify works on what was embedded: with --trim, the picture without its margins
+        return QueryVector(vector, None, sha, decoded.pixel_hash, picture)
 
     def expression_vector(
         self,
@@ -248,7 +249,7 @@ class Searcher:
         if verify and query.image is not None and min(query.image.size) >= TURNED_MIN_SIDE:
             vectors = np.vstack([vectors, self._turned_vectors(query.image)])
         scores, ids = index.search(vectors, wanted, allowed=allowed, filters=pushed)
-        scores[1:] -= TURN_PENALTY  # rows after the first are the turned views
+        _penalise_turns(scores)
         best: dict[int, float] = {}
         for i, s in zip(ids.ravel(), scores.ravel()):
             if i >= 0 and i != exclude and s > best.get(int(i), -np.inf):
@@ -339,11 +340,16 @@ def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, 
     ids, vectors = library.catalog.vectors([i for i, _ in candidates])
     if not len(ids):
         return []
-    scores = vectors @ queries.T
-    scores[:, 1:] -= TURN_PENALTY  # turned views of the query, as in search_vector
-    scores = scores.max(axis=1)
+    scores = _penalise_turns(queries @ vectors.T).max(axis=0)
     order = np.argsort(-scores)
     return [(int(ids[i]), float(scores[i])) for i in order]
+
+
+def _penalise_turns(scores: np.ndarray) -> np.ndarray:
+    """Scores with a row per query view (the query, then its turns): TURN_PENALTY off the
+    turned views' rows, in place."""
+    scores[1:] -= TURN_PENALTY
+    return scores
 
 
 def _collapse(
