@@ -173,3 +173,37 @@ def test_filters_hold_for_candidates_found_by_tiny_pictures(icon_library, monkey
         )
     assert hits and all(h.record.width >= 24 for h in hits)
     assert target.id not in {h.id for h in hits}
+
+
+def test_a_large_query_gets_small_candidates_from_tiny_pictures(icon_library, monkeypatch):
+    """A query of 64 px or more is verified by keypoints to KEYPOINT_DEPTH (1 here), but small
+    candidates are compared by pixels: tiny pictures add those, and only those."""
+    root, folder = icon_library
+    monkeypatch.setattr(verify, "KEYPOINT_DEPTH", 1)
+    found, misses = {10: 0, 0: 0}, 0
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        for i in range(60):
+            name = f"icon{i:02d}.png"
+            original = Image.open(folder / name).convert("RGB")
+            if original.width != 32:
+                continue
+            copy = jpeg(original.resize((64, 64), Image.BILINEAR).convert("L"), 10)  # 2x, grey
+            buf = io.BytesIO()
+            copy.save(buf, "PNG")
+            query = searcher.bytes_vector(buf.getvalue())
+            assert verify.verification_depth(library, query) == 1
+            monkeypatch.setattr(tiny, "TINY_DEPTH", 10)
+            extra = verify.tiny_candidates(library, query, set())
+            records = library.catalog.images(extra)
+            assert extra and all(min(records[j].width, records[j].height) < 64 for j in extra)
+            if searcher.search_vector(query, 1, collapse=False)[0].record.first_place.source.endswith(name):  # fmt: skip
+                continue
+            misses += 1
+            for depth in found:
+                monkeypatch.setattr(tiny, "TINY_DEPTH", depth)
+                top = searcher.search_vector(query, 5, collapse=False, verify=True)[0]
+                if top.record.first_place.source.endswith(name):
+                    assert top.verification.method == "pixels"
+                    found[depth] += 1
+    assert misses >= 3 and found[10] >= 2 and found[0] == 0, (misses, found)  # 3 of 7 written
