@@ -11,6 +11,7 @@ prints two things:
    time per query (cold: the candidates' pixel cache cleared for each variant).
 
     python bench/tiny_pictures.py ../shared/bench-data/tango_icons ../shared/bench-data/rltiles
+    python bench/tiny_pictures.py --scale 1000000   # load and search times at that size
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from lookalike import search, verify
+from lookalike.catalog.store import Catalog
 from lookalike.decode import decode_image, to_rgb
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
@@ -97,13 +99,49 @@ def verified_search(searcher, copies, right_ids, variants) -> None:
               f"p99 {np.percentile(ms, 99):.1f} ms")  # fmt: skip
 
 
+def scale(n: int) -> None:
+    """Time TinyPictures on a catalog of `n` random tiny pictures: the first load, an
+    incremental one, and searches (memory: n x 144 bytes, plus a float copy of one chunk)."""
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Catalog(Path(tmp) / "catalog.sqlite3")
+        rows = rng.integers(-127, 128, size=(n, 144), dtype=np.int8)
+        now = time.time()
+        with catalog.transaction():
+            catalog.conn.executemany(
+                "INSERT INTO images (sha256, byte_size, status, tiny, created_at, updated_at)"
+                " VALUES (?, 1, 'indexed', ?, ?, ?)",
+                ((f"{i:064x}", rows[i].tobytes(), now, now) for i in range(n)),
+            )
+        pictures = tiny.TinyPictures()
+        start = time.perf_counter()
+        pictures.refresh(catalog)
+        print(f"{n:,} tiny pictures: first load {time.perf_counter() - start:.2f} s")
+        catalog.put_image("new", 1, status="indexed", tiny=rows[0].tobytes())
+        start = time.perf_counter()
+        pictures.refresh(catalog)
+        print(f"  one image added since: refresh {(time.perf_counter() - start) * 1000:.1f} ms")
+        seconds = []
+        for i in range(20):
+            start = time.perf_counter()
+            pictures.search(catalog, rows[i].tobytes())
+            seconds.append(time.perf_counter() - start)
+        ms = np.array(seconds) * 1000
+        print(f"  search (8 symmetries, best {tiny.TINY_DEPTH}): p50 {np.percentile(ms, 50):.1f}"
+              f" ms, max {ms.max():.1f} ms")  # fmt: skip
+        catalog.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("datasets", nargs="*", type=Path)
+    parser.add_argument("--scale", type=int, help="time tiny pictures at this many images")
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timed", type=int, default=400, help="copies searched per variant")
     args = parser.parse_args()
+    if args.scale:
+        scale(args.scale)
     for dataset in args.datasets:
         dataset = dataset.resolve()
         rows = read_groundtruth(dataset)

@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from lookalike import pixel_match, verify
@@ -17,6 +18,7 @@ from lookalike.index.tiny import TinyPictures, symmetries, tiny_picture
 from lookalike.indexing import Indexer
 from lookalike.library import Library
 from lookalike.search import Filters, Searcher
+from lookalike.server import ServerSettings, create_app
 from lookalike.sources.folder import FolderSource
 
 from .conftest import make_picture
@@ -30,6 +32,12 @@ def jpeg(image: Image.Image, quality: int) -> Image.Image:
     buf = io.BytesIO()
     image.convert("RGB").save(buf, "JPEG", quality=quality)
     return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def png(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "PNG")
+    return buf.getvalue()
 
 
 def correlation(a: Image.Image, b: Image.Image) -> np.ndarray:
@@ -207,3 +215,30 @@ def test_a_large_query_gets_small_candidates_from_tiny_pictures(icon_library, mo
                     assert top.verification.method == "pixels"
                     found[depth] += 1
     assert misses >= 3 and found[10] >= 2 and found[0] == 0, (misses, found)  # 3 of 7 written
+
+
+def test_the_api_verifies_by_pixels_and_keeps_tiny_pictures_of_uploads(icon_library):
+    """POST /api/v1/search with "verify": true finds an edited copy of an icon added through
+    the API a moment before: the upload's tiny picture is stored, and the server's shared
+    tiny pictures pick it up."""
+    root, _ = icon_library
+    added = icon(999, 24)
+    edited = jpeg(added.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 75)
+    app = create_app(root, ServerSettings(api_key="k"))
+    with TestClient(app) as client:
+        service = client.app.state.service
+        service.tiny_pictures.recheck_every = 0  # look at the catalog at every search
+        plain = client.post("/api/v1/search", files={"file": ("q.png", png(edited), "image/png")},
+                            data={"verify": "true"})  # fmt: skip
+        assert plain.status_code == 200
+        created = client.post("/api/v1/images", headers={"X-API-Key": "k"},
+                              files={"file": ("new.png", png(added), "image/png")})  # fmt: skip
+        assert created.status_code == 201
+        new_id = created.json()["id"]
+        assert new_id not in [h["id"] for h in plain.json()["results"]]
+        found = client.post("/api/v1/search", files={"file": ("q.png", png(edited), "image/png")},
+                            data={"verify": "true", "k": "3"})  # fmt: skip
+        assert len(service.tiny_pictures) == 61
+    top = found.json()["results"][0]
+    assert top["id"] == new_id and top["tier"] == "copy"
+    assert top["verification"]["method"] == "pixels" and top["verification"]["mirrored"]

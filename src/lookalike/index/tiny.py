@@ -11,15 +11,16 @@ recompression, brightness and contrast, greyscale and most colour changes leave 
 
 Each image's tiny picture is made when it is decoded and kept in the catalog (images.tiny, 144
 bytes, int8). `TinyPictures` holds them in memory and is searched by brute force, for all eight
-symmetries of the query at once (mirrored and turned copies): ~1 ms for 10,000 images, ~0.1 s
-for a million (a matrix product over 144 bytes per image). `search --verify` adds its best
-TINY_DEPTH to the candidates that are verified by pixels (verify.py, pixel_match.py), which
-then decide; a tiny picture alone never makes a copy.
+symmetries of the query at once (mirrored and turned copies): 2 ms for 10,000 images, 25 ms
+for 100,000, 0.25 s for a million (144 MB; `python bench/tiny_pictures.py --scale N`).
+`search --verify` adds its best TINY_DEPTH to the candidates that are verified by pixels
+(verify.py, pixel_match.py), which then decide; a tiny picture alone never makes a copy.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from PIL import Image
@@ -53,8 +54,7 @@ def tiny_picture(image: Image.Image) -> bytes:
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
     """int8 tiny pictures -> float32 rows of unit length (zero rows stay zero)."""
     rows = rows.astype(np.float32)
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return rows / np.maximum(norms, 1e-6)
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
 
 
 def symmetries(tiny: bytes) -> np.ndarray:
@@ -67,21 +67,28 @@ def symmetries(tiny: bytes) -> np.ndarray:
 
 class TinyPictures:
     """The tiny pictures of a library's images, in memory, brought up to date from the catalog
-    before each search: images added since are read (ids only grow), anything else (a delete)
-    reloads them all. One instance may serve several threads, each with its own catalog
-    connection (the web service)."""
+    before each search: images added since are read (ids only grow) and kept as one more
+    segment, anything else (a delete) reloads them all. One instance may serve several
+    threads, each with its own catalog connection (the web service)."""
 
-    def __init__(self):
-        empty = np.zeros((0, _LENGTH), dtype=np.int8)
-        self._data = (np.zeros(0, dtype=np.int64), empty)  # ids, tiny pictures: swapped whole
+    def __init__(self, *, recheck_every: float = 0.0):
+        self._segments: tuple[_Segment, ...] = ()  # replaced whole, never changed in place
         self._seen: tuple[int, int] | None = None  # the catalog's (rows, max id) when read
+        # Seconds between looks at the catalog (counting its rows takes ~40 ms at a million):
+        # the server looks at most once a second. Missing an image added meanwhile, or
+        # offering one deleted meanwhile (the searcher drops it), costs nothing else.
+        self.recheck_every = recheck_every
+        self._checked = -float("inf")
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._data[0])
+        return sum(len(s.ids) for s in self._segments)
 
     def refresh(self, catalog) -> None:
         with self._lock:
+            if time.monotonic() - self._checked < self.recheck_every:
+                return
+            self._checked = time.monotonic()
             seen = catalog.image_count_and_max_id()
             if seen == self._seen:
                 return
@@ -95,11 +102,10 @@ class TinyPictures:
             whole = [len(b) == _LENGTH for b in blobs]  # a damaged row is skipped, not fatal
             ids, blobs = ids[whole], [b for b, ok in zip(blobs, whole) if ok]
             rows = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(ids), _LENGTH)
-            if grown:
-                old_ids, old_rows = self._data
-                ids, rows = np.concatenate([old_ids, ids]), np.concatenate([old_rows, rows])
-            self._data = (ids, rows)
-            self._seen = seen
+            segments = (*self._segments, _Segment.of(ids, rows)) if grown else (_Segment.of(ids, rows),)  # fmt: skip
+            if len(segments) > _MAX_SEGMENTS:  # many small additions (uploads): merge them
+                segments = (_Segment.merged(segments),)
+            self._segments, self._seen = segments, seen
 
     def search(
         self,
@@ -113,21 +119,48 @@ class TinyPictures:
         """The `k` images whose tiny pictures correlate best with `tiny` in any symmetry
         (less SYMMETRY_PENALTY unless as it is): (id, correlation), best first."""
         self.refresh(catalog)
-        ids, matrix = self._data
-        if not len(ids) or k <= 0:
+        segments = self._segments
+        if not segments or k <= 0:
             return []
         queries = symmetries(tiny).T  # (TINY_SIDE², 8)
-        best = np.empty(len(ids), dtype=np.float32)
-        for start in range(0, len(ids), _CHUNK):
-            block = _unit_rows(matrix[start : start + _CHUNK])
-            scores = block @ queries
-            scores[:, 1:] -= SYMMETRY_PENALTY
-            best[start : start + len(block)] = scores.max(axis=1)
+        ids = np.concatenate([s.ids for s in segments])
+        best = np.concatenate([s.best(queries) for s in segments])
         if exclude is not None:
             best[ids == exclude] = -np.inf
         if allowed is not None:
             best[~np.isin(ids, allowed)] = -np.inf
         k = min(k, len(best))
+        if k == 0:
+            return []
         top = np.argpartition(-best, k - 1)[:k]
         top = top[np.argsort(-best[top])]
         return [(int(ids[i]), float(best[i])) for i in top if np.isfinite(best[i])]
+
+
+_MAX_SEGMENTS = 16
+
+
+class _Segment:
+    """Tiny pictures read together: ids, int8 rows, and each row's 1 / length."""
+
+    def __init__(self, ids: np.ndarray, rows: np.ndarray, inverse_norms: np.ndarray):
+        self.ids, self.rows, self.inverse_norms = ids, rows, inverse_norms
+
+    @classmethod
+    def of(cls, ids: np.ndarray, rows: np.ndarray) -> _Segment:
+        norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float32))
+        return cls(ids, rows, 1.0 / np.maximum(norms, 1e-6))
+
+    @classmethod
+    def merged(cls, segments) -> _Segment:
+        return cls(*(np.concatenate([getattr(s, f) for s in segments]) for f in ("ids", "rows", "inverse_norms")))  # fmt: skip
+
+    def best(self, queries: np.ndarray) -> np.ndarray:
+        """Each row's best correlation with the query's symmetries (columns of `queries`)."""
+        best = np.empty(len(self.ids), dtype=np.float32)
+        for start in range(0, len(self.ids), _CHUNK):
+            block = self.rows[start : start + _CHUNK]
+            scores = (block.astype(np.float32) @ queries) * self.inverse_norms[start : start + len(block), None]  # fmt: skip
+            scores[:, 1:] -= SYMMETRY_PENALTY
+            best[start : start + len(block)] = scores.max(axis=1)
+        return best

@@ -129,7 +129,7 @@ class LibraryService:
             self.model_name = library.model_name
             self.embedder = library.embedder
             self.index = LockedIndex(library.detach_index())
-        self.tiny_pictures = TinyPictures()  # read on the first verified search
+        self.tiny_pictures = TinyPictures(recheck_every=1.0)  # read on a first verified search
         self.allow_private_urls = allow_private_urls
         self.max_pixels = max_pixels
         self._local = threading.local()
