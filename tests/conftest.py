@@ -42,6 +42,29 @@ def make_picture(seed: int, size: tuple[int, int] = (96, 96), mode: str = "RGB")
     return image.convert(mode) if mode != "RGB" else image
 
 
+def make_icon(seed: int, size: int = 24) -> Image.Image:
+    """Pixel art: a few hard-edged shapes drawn at 4x and shrunk by nearest neighbour."""
+    return make_picture(seed, size=(size * 4, size * 4)).resize((size, size), Image.NEAREST)
+
+
+def index_icons(tmp_path: Path, count: int, *, first_seed: int, sizes, seed: int):
+    """`count` icons (iconNN.png, sides drawn from `sizes`) in tmp_path/icons, indexed with the
+    default model into tmp_path/library; returns (library root, icon folder)."""
+    from lookalike.indexing import Indexer
+    from lookalike.library import Library
+    from lookalike.sources.folder import FolderSource
+
+    folder = tmp_path / "icons"
+    folder.mkdir()
+    rng = random.Random(seed)
+    for i in range(count):
+        make_icon(first_seed + i, rng.choice(sizes)).save(folder / f"icon{i:02d}.png")
+    root = tmp_path / "library"
+    with Library.open(root, write=True) as library:
+        Indexer(library, progress=False).run([FolderSource(folder)])
+    return root, folder
+
+
 def save_picture(path: Path, seed: int, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt_kwargs = kwargs.pop("save", {})

@@ -11,18 +11,11 @@ import pytest
 from PIL import Image, ImageOps
 
 from lookalike import pixel_match
-from lookalike.indexing import Indexer
 from lookalike.library import Library
 from lookalike.search import Searcher
-from lookalike.sources.folder import FolderSource
 from lookalike.verify import KEYPOINT_DEPTH, PIXEL_DEPTH, candidate_pixels, verification_depth
 
-from .conftest import make_picture
-
-
-def icon(seed: int, size: int = 24) -> Image.Image:
-    """Pixel art: a few hard-edged shapes drawn at 4x and shrunk by nearest neighbour."""
-    return make_picture(seed, size=(size * 4, size * 4)).resize((size, size), Image.NEAREST)
+from .conftest import index_icons, make_icon, make_picture
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
@@ -36,7 +29,7 @@ def compare(query: Image.Image, candidate: Image.Image) -> pixel_match.PixelMatc
 
 
 def test_a_crop_is_found_where_it_was_cut():
-    original = icon(1, 32)
+    original = make_icon(1, 32)
     found = compare(original.crop((5, 3, 25, 27)), original)
     assert found.similarity > 0.999 and found.arrangement == "crop"
     assert found.region == (5, 3, 20, 24) and found.overlap == pytest.approx(480 / 1024)
@@ -44,20 +37,20 @@ def test_a_crop_is_found_where_it_was_cut():
 
 
 def test_a_quarter_size_copy_is_compared_at_its_own_size():
-    original = icon(2, 32)
+    original = make_icon(2, 32)
     found = compare(original.resize((8, 8), Image.LANCZOS), original)
     assert found.similarity > 0.95 and found.arrangement == "whole"
 
 
 def test_a_framed_copy_holds_the_candidate():
-    original = icon(3, 24)
+    original = make_icon(3, 24)
     framed = ImageOps.expand(original, border=3, fill=(250, 20, 200))
     found = compare(framed, original)
     assert found.similarity > 0.95 and found.arrangement == "frame"
 
 
 def test_turned_and_mirrored_copies_pay_the_symmetry_penalty():
-    original = icon(4, 24)
+    original = make_icon(4, 24)
     turned = ImageOps.mirror(original).transpose(Image.Transpose.ROTATE_90)
     found = compare(turned, original)
     assert found.mirrored and found.turned in (1, 3)
@@ -67,14 +60,14 @@ def test_turned_and_mirrored_copies_pay_the_symmetry_penalty():
 def test_a_twin_that_needs_no_turning_beats_the_original_turned():
     """Icon sets hold mirrored twins (skip-forward, skip-backward): a mirrored copy of one is
     the other, pixel for pixel, and that unturned match is the better answer."""
-    original = icon(5, 24)
+    original = make_icon(5, 24)
     twin = ImageOps.mirror(original)
     query = ImageOps.mirror(original)
     assert compare(query, twin).similarity > compare(query, original).similarity
 
 
 def test_greyscale_and_colour_changes_keep_the_similarity():
-    original = icon(6, 24)
+    original = make_icon(6, 24)
     grey = original.convert("L").convert("RGB")
     brighter = Image.eval(original, lambda v: min(255, int(v * 1.2) + 10))
     assert compare(grey, original).similarity > pixel_match.MATCH_THRESHOLD
@@ -82,22 +75,22 @@ def test_greyscale_and_colour_changes_keep_the_similarity():
 
 
 def test_different_pictures_stay_below_the_threshold():
-    scores = [compare(icon(100 + i), icon(200 + i)).similarity for i in range(20)]
+    scores = [compare(make_icon(100 + i), make_icon(200 + i)).similarity for i in range(20)]
     assert max(scores) < pixel_match.MATCH_THRESHOLD, scores
 
 
 def test_flat_and_tiny_pictures_match_nothing_by_accident():
     flat = Image.new("RGB", (16, 16), (40, 90, 200))
-    assert compare(flat, icon(7, 16)).similarity < 0.5
-    assert compare(icon(7, 16), flat).similarity < 0.5
+    assert compare(flat, make_icon(7, 16)).similarity < 0.5
+    assert compare(make_icon(7, 16), flat).similarity < 0.5
     one = Image.new("RGB", (1, 1), (1, 2, 3))
-    assert compare(one, icon(7, 16)).similarity <= 0.0
-    strip = icon(8, 16).resize((16, 1))
-    assert np.isfinite(compare(strip, icon(8, 16)).similarity)
+    assert compare(one, make_icon(7, 16)).similarity <= 0.0
+    strip = make_icon(8, 16).resize((16, 1))
+    assert np.isfinite(compare(strip, make_icon(8, 16)).similarity)
 
 
 def test_transparent_queries_are_compared_on_grey():
-    original = icon(9, 24)
+    original = make_icon(9, 24)
     with_alpha = original.convert("RGBA")
     with_alpha.putpixel((0, 0), (255, 0, 0, 0))  # a hidden colour under full transparency
     grey_corner = original.copy()
@@ -108,15 +101,7 @@ def test_transparent_queries_are_compared_on_grey():
 @pytest.fixture
 def icon_library(tmp_path):
     """40 pixel-art icons of 16-32 px, indexed with the default model."""
-    folder = tmp_path / "icons"
-    folder.mkdir()
-    rng = random.Random(0)
-    for i in range(40):
-        icon(300 + i, rng.choice((16, 22, 24, 32))).save(folder / f"icon{i:02d}.png")
-    root = tmp_path / "library"
-    with Library.open(root, write=True) as library:
-        Indexer(library, progress=False).run([FolderSource(folder)])
-    return root, folder
+    return index_icons(tmp_path, 40, first_seed=300, sizes=(16, 22, 24, 32), seed=0)
 
 
 def test_a_verified_search_finds_an_edited_copy_of_an_icon_by_its_pixels(icon_library):
@@ -130,7 +115,7 @@ def test_a_verified_search_finds_an_edited_copy_of_an_icon_by_its_pixels(icon_li
         query = searcher.bytes_vector(encode(edited, "JPEG", quality=90))
         assert verification_depth(library, query) == PIXEL_DEPTH
         hits = searcher.search_vector(query, 5, collapse=False, verify=True)
-        unrelated = searcher.bytes_vector(encode(icon(999, 24)))
+        unrelated = searcher.bytes_vector(encode(make_icon(999, 24)))
         others = searcher.search_vector(unrelated, 5, collapse=False, verify=True)
     top = hits[0]
     assert top.record.first_place.source.endswith("icon07.png")

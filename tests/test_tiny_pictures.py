@@ -4,7 +4,6 @@ the catalog, and in a verified search."""
 from __future__ import annotations
 
 import io
-import random
 
 import numpy as np
 import pytest
@@ -15,17 +14,11 @@ from lookalike import pixel_match, verify
 from lookalike.catalog.store import Catalog
 from lookalike.index import tiny
 from lookalike.index.tiny import TinyPictures, symmetries, tiny_picture
-from lookalike.indexing import Indexer
 from lookalike.library import Library
 from lookalike.search import Filters, Searcher
 from lookalike.server import ServerSettings, create_app
-from lookalike.sources.folder import FolderSource
 
-from .conftest import make_picture
-
-
-def icon(seed: int, size: int = 24) -> Image.Image:
-    return make_picture(seed, size=(size * 4, size * 4)).resize((size, size), Image.NEAREST)
+from .conftest import index_icons, make_icon
 
 
 def jpeg(image: Image.Image, quality: int) -> Image.Image:
@@ -46,13 +39,13 @@ def correlation(a: Image.Image, b: Image.Image) -> np.ndarray:
 
 
 def test_shrunk_recompressed_and_greyed_copies_keep_their_tiny_picture():
-    original = icon(1)
+    original = make_icon(1)
     copies = {
         "half size": original.resize((12, 12), Image.BILINEAR),
         "jpeg q10": jpeg(original, 10),
         "grey": original.convert("L"),
     }
-    others = [correlation(icon(seed), original)[0] for seed in range(100, 130)]
+    others = [correlation(make_icon(seed), original)[0] for seed in range(100, 130)]
     for name, copy in copies.items():
         assert correlation(copy, original)[0] > 0.9, name
     assert max(others) < 0.7
@@ -61,7 +54,7 @@ def test_shrunk_recompressed_and_greyed_copies_keep_their_tiny_picture():
 
 
 def test_a_mirrored_or_turned_copy_matches_one_of_the_eight_symmetries():
-    original = icon(2)
+    original = make_icon(2)
     mirrored = original.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     turned = original.transpose(Image.Transpose.ROTATE_90)
     for copy in (mirrored, turned):
@@ -75,15 +68,15 @@ def test_flat_and_transparent_pictures():
     invisible = Image.new("RGBA", (20, 20), (255, 0, 0, 0))
     invisible.paste((0, 0, 255, 0), (0, 0, 10, 20))  # colours, all fully transparent
     assert tiny_picture(invisible) == bytes(144)  # on grey: flat
-    sprite = icon(3).convert("RGBA")
-    assert tiny_picture(sprite) == tiny_picture(icon(3))
+    sprite = make_icon(3).convert("RGBA")
+    assert tiny_picture(sprite) == tiny_picture(make_icon(3))
 
 
 def test_tiny_pictures_follow_the_catalog(tmp_path):
     """Images added since the last search are read; a delete reloads; rows without a tiny
     picture (failed, or indexed before schema v6) are left out."""
     catalog = Catalog(tmp_path / "catalog.sqlite3")
-    pictures = [icon(seed) for seed in range(10, 16)]
+    pictures = [make_icon(seed) for seed in range(10, 16)]
 
     def add(i):
         return catalog.put_image(f"sha{i}", 1, status="indexed", tiny=tiny_picture(pictures[i]))
@@ -110,15 +103,7 @@ def test_tiny_pictures_follow_the_catalog(tmp_path):
 @pytest.fixture
 def icon_library(tmp_path):
     """60 pixel-art icons of 16-32 px, indexed with the default model."""
-    folder = tmp_path / "icons"
-    folder.mkdir()
-    rng = random.Random(1)
-    for i in range(60):
-        icon(500 + i, rng.choice((16, 24, 32))).save(folder / f"icon{i:02d}.png")
-    root = tmp_path / "library"
-    with Library.open(root, write=True) as library:
-        Indexer(library, progress=False).run([FolderSource(folder)])
-    return root, folder
+    return index_icons(tmp_path, 60, first_seed=500, sizes=(16, 24, 32), seed=1)
 
 
 def test_copies_the_vector_search_ranks_low_are_found_by_their_tiny_pictures(
@@ -222,7 +207,7 @@ def test_the_api_verifies_by_pixels_and_keeps_tiny_pictures_of_uploads(icon_libr
     the API a moment before: the upload's tiny picture is stored, and the server's shared
     tiny pictures pick it up."""
     root, _ = icon_library
-    added = icon(999, 24)
+    added = make_icon(999, 24)
     edited = jpeg(added.transpose(Image.Transpose.FLIP_LEFT_RIGHT), 75)
     app = create_app(root, ServerSettings(api_key="k"))
     with TestClient(app) as client:
