@@ -175,6 +175,7 @@ def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
     assert code == 0 and "schema v3" in messages(report)
     code, report = check(run_cli, "--repair")
     assert code == 0 and report["findings"] == [] and report["counts"]["in index"] == 12
+    assert "made 12 tiny pictures" in report["repaired"]  # v6 came after these images
 
 
 def test_a_hot_journal_left_by_a_kill_is_recovered_not_reported_as_damage(library_path):
@@ -203,3 +204,21 @@ def test_a_hot_journal_left_by_a_kill_is_recovered_not_reported_as_damage(librar
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "creation was interrupted" in done.stderr
+
+
+def test_missing_or_damaged_tiny_pictures_are_made_again_by_repair(run_cli, indexed):
+    """A library indexed before schema v6 has no tiny pictures (index/tiny.py); one row's is
+    damaged. check warns; --repair reads the originals again and makes the same ones."""
+    conn = sqlite3.connect(indexed / "catalog.sqlite3")
+    made = dict(conn.execute("SELECT id, tiny FROM images").fetchall())
+    conn.close()
+    sql(indexed, "UPDATE images SET tiny = NULL WHERE id > 2")
+    sql(indexed, "UPDATE images SET tiny = x'0102' WHERE id = 1")
+    code, report = check(run_cli)
+    assert code == 0 and "11 images have no sound tiny picture" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and report["findings"] == [], messages(report)
+    assert "made 11 tiny pictures" in report["repaired"]
+    conn = sqlite3.connect(indexed / "catalog.sqlite3")
+    assert dict(conn.execute("SELECT id, tiny FROM images").fetchall()) == made
+    conn.close()

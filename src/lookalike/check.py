@@ -11,7 +11,9 @@ by the work a crash interrupted, never the other way round.
   catalog does not know (except deletions still pending in `pending_deletes`);
   'embedded' images may or may not be there yet: the next open adds them;
 - the index finds what it holds (a sample of stored vectors searched for themselves);
-- the files places point at still exist (a warning: the user may have moved them).
+- the files places point at still exist (a warning: the user may have moved them);
+- every searchable image has a tiny picture (index/tiny.py; a warning: `--repair` makes the
+  missing ones from the originals).
 
 `--repair` rebuilds the index from the stored vectors (the catalog keeps every vector), drops
 vectors that cannot be right and sends their images back to be embedded by the next `index`
@@ -32,6 +34,7 @@ from .catalog.schema import SCHEMA_VERSION
 from .catalog.store import VECTOR_DTYPE, Catalog
 from .index.faiss_index import FaissIndex
 from .index.stores import StoreConfig, open_milvus
+from .index.tiny import TINY_LENGTH
 from .library import (
     CATALOG_FILE,
     DOWNLOADS_DIR,
@@ -41,6 +44,7 @@ from .library import (
     LibraryError,
     acquire_write_lock,
 )
+from .reembed import fill_tiny_pictures
 from .sources.http import is_url
 
 SELF_SEARCH_SAMPLE = 200
@@ -164,6 +168,19 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
     report.counts.update({f"images {s}": n for s, n in sorted(counts.items())})
     report.counts["places"] = catalog.count_places()
+    lacking = conn.execute(
+        "SELECT COUNT(*) FROM images WHERE status IN ('embedded', 'indexed')"
+        " AND (tiny IS NULL OR length(tiny) != ?)",
+        (TINY_LENGTH,),
+    ).fetchone()[0]
+    if lacking:
+        report.warning(
+            "tiny pictures",
+            f"{lacking} images have no sound tiny picture (indexed before schema v6, or "
+            "damaged): `search --verify` finds fewer copies of small pictures among them; "
+            "`lookalike check --repair` reads them again to make theirs",
+            True,
+        )
     return True
 
 
@@ -362,4 +379,14 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
             done.append(f"removed {leftover.name}")
         index = library.rebuild_index(save=True)
         done.append(f"rebuilt the index from the catalog: {len(index)} vectors, {index.kind}")
+        filled, unreadable = fill_tiny_pictures(library)  # those a schema upgrade lacks too
+        if filled or unreadable:
+            done.append(
+                f"made {filled} tiny pictures"
+                + (
+                    f"; {len(unreadable)} images could not be read: {unreadable[0][1]}"
+                    if unreadable
+                    else ""
+                )  # fmt: skip
+            )
     return done

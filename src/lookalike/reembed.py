@@ -32,7 +32,7 @@ from .catalog.web import DownloadLog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import Embedder, wants_alpha
 from .embed.registry import create_embedder
-from .index.tiny import tiny_picture
+from .index.tiny import TINY_LENGTH, tiny_picture
 from .interrupts import StopOnInterrupt
 from .library import Library, LibraryError
 from .sources.archives import ArchiveError, MemoryItem, read_archive
@@ -141,10 +141,7 @@ def reembed(
     )  # fmt: skip
     with StopOnInterrupt() as stop:
         stopping = should_stop or (lambda: stop.requested)
-        for chunk_start in range(0, len(todo), READ_CHUNK):
-            chunk = catalog.images(todo[chunk_start : chunk_start + READ_CHUNK])
-            records = [chunk[i] for i in todo[chunk_start : chunk_start + READ_CHUNK] if i in chunk]
-            wanted = {(p.source, p.member) for r in records for p in r.places if p.member}
+        for records, wanted in _chunks(catalog, todo):
             reader.start_chunk()
             for start in range(0, len(records), batch_size):
                 if stopping():
@@ -184,6 +181,52 @@ def reembed(
     library.rebuild_index(save=True)
     report.seconds = time.monotonic() - started
     return report
+
+
+def fill_tiny_pictures(
+    library: Library, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool | None = None
+) -> tuple[int, list[tuple[int, str]]]:
+    """Give the searchable images that lack a tiny picture (index/tiny.py: indexed before
+    schema v6, or the row was damaged) theirs, reading their originals again as `reindex
+    --model` does. Returns (images filled, [(id, why unreadable)]); one commit per chunk."""
+    catalog = library.catalog
+    ids = [
+        i for (i,) in catalog.conn.execute(
+            "SELECT id FROM images WHERE status IN ('embedded', 'indexed')"
+            " AND (tiny IS NULL OR length(tiny) != ?)", (TINY_LENGTH,),
+        )
+    ]  # fmt: skip
+    todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
+    reader = OriginalReader(library)
+    filled, unreadable = 0, []
+    bar = tqdm(
+        total=len(todo), unit="img", desc="making tiny pictures",
+        disable=None if progress is None else not progress, dynamic_ncols=True,
+    )  # fmt: skip
+    for records, wanted in _chunks(catalog, todo):
+        reader.start_chunk()
+        made = []
+        for record in records:
+            try:
+                data = reader.read(record, wanted)
+                made.append((record.id, tiny_picture(decode_image(data, max_pixels=max_pixels).image)))  # fmt: skip
+            except (ImageGone, DecodeError) as exc:
+                unreadable.append((record.id, str(exc)))
+            bar.update(1)
+        with catalog.transaction():
+            for image_id, tiny in made:
+                catalog.fill_tiny(image_id, tiny)
+        filled += len(made)
+    bar.close()
+    return filled, unreadable
+
+
+def _chunks(catalog, todo: list[int]):
+    """(records, archive members they want) for READ_CHUNK ids of `todo` at a time."""
+    for start in range(0, len(todo), READ_CHUNK):
+        chunk = catalog.images(todo[start : start + READ_CHUNK])
+        records = [chunk[i] for i in todo[start : start + READ_CHUNK] if i in chunk]
+        yield records, {(p.source, p.member) for r in records for p in r.places if p.member}
 
 
 def _by_archive(catalog, ids: np.ndarray) -> list[int]:

@@ -23,7 +23,8 @@ Tables:
   `vectors` in one transaction once every image has one (lookalike/reembed.py).
 - images.tiny (v6): the image's tiny picture (index/tiny.py), 144 bytes, a second way to find
   candidates for `search --verify`. Images indexed before v6 get theirs from
-  `lookalike reindex --model`, which reads them again; until then they are found as before.
+  `lookalike check --repair` or `reindex --model`, which read them again; until then they
+  are found as before.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and

@@ -126,9 +126,12 @@ class Catalog(CatalogQueries):
         return row[0]
 
     def fill_tiny(self, image_id: int, tiny: bytes) -> None:
-        """Give an image indexed before tiny pictures existed (schema v6) its tiny picture."""
+        """Give an image indexed before tiny pictures existed (schema v6), or whose tiny
+        picture is damaged (another length), its tiny picture."""
         self.conn.execute(
-            "UPDATE images SET tiny = ? WHERE id = ? AND tiny IS NULL", (tiny, image_id)
+            "UPDATE images SET tiny = ?1 WHERE id = ?2"
+            " AND (tiny IS NULL OR length(tiny) != length(?1))",
+            (tiny, image_id),
         )
 
     def tiny_pictures(self, *, after_id: int = 0) -> tuple[np.ndarray, list[bytes]]:

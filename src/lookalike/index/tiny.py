@@ -32,7 +32,7 @@ TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in
 # A mirrored or turned match counts for this much less, as in pixel_match.SYMMETRY_PENALTY.
 SYMMETRY_PENALTY = 0.02
 _SCALE = 127  # int8 storage: the largest component is stored as ±127
-_LENGTH = TINY_SIDE * TINY_SIDE  # bytes of one tiny picture
+TINY_LENGTH = TINY_SIDE * TINY_SIDE  # bytes of one tiny picture
 _CHUNK = 65536  # rows converted to float at a time while searching (bounds the memory)
 
 
@@ -45,7 +45,7 @@ def tiny_picture(image: Image.Image) -> bytes:
     values -= values.mean()
     peak = float(np.abs(values).max())
     if peak < 1e-3:
-        return bytes(_LENGTH)
+        return bytes(TINY_LENGTH)
     # Scaled to the int8 range (a unit vector's components are mostly far smaller than 1, and
     # rounding them would cost precision); searching normalises them again.
     return np.round(values / peak * _SCALE).astype(np.int8).tobytes()
@@ -99,9 +99,9 @@ class TinyPictures:
                 and seen[0] - previous[0] == seen[1] - previous[1]
             )
             ids, blobs = catalog.tiny_pictures(after_id=previous[1] if grown else 0)
-            whole = [len(b) == _LENGTH for b in blobs]  # a damaged row is skipped, not fatal
+            whole = [len(b) == TINY_LENGTH for b in blobs]  # a damaged row is skipped, not fatal
             ids, blobs = ids[whole], [b for b, ok in zip(blobs, whole) if ok]
-            rows = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(ids), _LENGTH)
+            rows = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(ids), TINY_LENGTH)
             segments = (*self._segments, _Segment.of(ids, rows)) if grown else (_Segment.of(ids, rows),)  # fmt: skip
             if len(segments) > _MAX_SEGMENTS:  # many small additions (uploads): merge them
                 segments = (_Segment.merged(segments),)
