@@ -227,3 +227,19 @@ def test_the_api_verifies_by_pixels_and_keeps_tiny_pictures_of_uploads(icon_libr
     top = found.json()["results"][0]
     assert top["id"] == new_id and top["tier"] == "copy"
     assert top["verification"]["method"] == "pixels" and top["verification"]["mirrored"]
+
+
+def test_an_indexed_image_as_query_uses_its_stored_tiny_picture(icon_library):
+    """`search id:N --verify`: the query's tiny picture comes from the catalog, and the image
+    itself is left out, as from its vector hits."""
+    root, folder = icon_library
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        by_bytes = searcher.bytes_vector((folder / "icon07.png").read_bytes())
+        image_id = searcher.search_vector(by_bytes, 1, collapse=False)[0].id
+        by_id = searcher.id_vector(image_id)
+        assert by_id.image is None
+        from_file = verify.tiny_candidates(library, by_bytes, set(), exclude=image_id)
+        from_catalog = verify.tiny_candidates(library, by_id, set(), exclude=image_id)
+    assert from_catalog == from_file and len(from_catalog) == tiny.TINY_DEPTH
+    assert image_id not in from_catalog
