@@ -168,11 +168,7 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
     report.counts.update({f"images {s}": n for s, n in sorted(counts.items())})
     report.counts["places"] = catalog.count_places()
-    lacking = conn.execute(
-        "SELECT COUNT(*) FROM images WHERE status IN ('embedded', 'indexed')"
-        " AND (tiny IS NULL OR length(tiny) != ?)",
-        (TINY_LENGTH,),
-    ).fetchone()[0]
+    lacking = len(catalog.ids_lacking_tiny(TINY_LENGTH))
     if lacking:
         report.warning(
             "tiny pictures",
@@ -381,12 +377,8 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
         done.append(f"rebuilt the index from the catalog: {len(index)} vectors, {index.kind}")
         filled, unreadable = fill_tiny_pictures(library)  # those a schema upgrade lacks too
         if filled or unreadable:
-            done.append(
-                f"made {filled} tiny pictures"
-                + (
-                    f"; {len(unreadable)} images could not be read: {unreadable[0][1]}"
-                    if unreadable
-                    else ""
-                )  # fmt: skip
-            )
+            line = f"made {filled} tiny pictures"
+            if unreadable:
+                line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
+            done.append(line)
     return done

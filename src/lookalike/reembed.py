@@ -190,12 +190,7 @@ def fill_tiny_pictures(
     schema v6, or the row was damaged) theirs, reading their originals again as `reindex
     --model` does. Returns (images filled, [(id, why unreadable)]); one commit per chunk."""
     catalog = library.catalog
-    ids = [
-        i for (i,) in catalog.conn.execute(
-            "SELECT id FROM images WHERE status IN ('embedded', 'indexed')"
-            " AND (tiny IS NULL OR length(tiny) != ?)", (TINY_LENGTH,),
-        )
-    ]  # fmt: skip
+    ids = catalog.ids_lacking_tiny(TINY_LENGTH)
     todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
     reader = OriginalReader(library)
     filled, unreadable = 0, []

@@ -42,7 +42,7 @@ CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after co
 TURN_PENALTY = 0.05
 # Copies may be turned, so verified searches look for the query turned too; a query smaller
 # than this (verify.MIN_SIDE) gets candidates by its tiny picture in all eight symmetries
-# instead (_tiny_hits), which found as many and saves three embeddings (docs/quality.md).
+# instead (_tiny_hits), which found nearly as many and saves three embeddings (docs/quality.md).
 TURNED_MIN_SIDE = 64
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
@@ -283,10 +283,9 @@ class Searcher:
         known = {h.id for hit in hits for h in (hit, *hit.duplicates)}
         if pushed is not None:  # the store applies filters itself; tiny pictures need the ids
             allowed = self.library.catalog.filter_ids(pushed)
-        ids = tiny_candidates(self.library, query, known, exclude=exclude, allowed=allowed)
-        scored = _rescore(self.library, vectors, [(i, 0.0) for i in ids]) if ids else []
-        records = self.library.catalog.images([i for i, _ in scored])
-        return [Hit(i, s, records[i]) for i, s in scored if i in records]
+        records = tiny_candidates(self.library, query, known, exclude=exclude, allowed=allowed)
+        scored = _rescore(self.library, vectors, [(i, 0.0) for i in records]) if records else []
+        return [Hit(i, s, records[i]) for i, s in scored]
 
     def _turned_vectors(self, image: Image.Image) -> np.ndarray:
         """The query turned a quarter, a half and three quarters: copies are often rotated,

@@ -33,6 +33,7 @@ from .index import tiny
 from .sources.locate import ImageGone, read_image_bytes
 
 if TYPE_CHECKING:
+    from .catalog.records import ImageRecord
     from .library import Library
     from .search import Hit, QueryVector
 
@@ -213,29 +214,28 @@ def tiny_candidates(
     *,
     exclude: int | None = None,
     allowed: np.ndarray | None = None,
-) -> list[int]:
+) -> dict[int, ImageRecord]:
     """More candidates for verification by pixels: the images whose tiny pictures correlate
     best with the query's (index/tiny.py), less those in `known`, kept where either side is
-    under MIN_SIDE (larger pairs are the vector search's and the keypoints' business). These
-    are copies the vector search ranks low: a 16 px icon shrunk to 6 px or saved as JPEG at
-    quality 10 (docs/quality.md)."""
+    under MIN_SIDE (larger pairs are the vector search's and the keypoints' business), best
+    first, with their records. These are copies the vector search ranks low: a 16 px icon
+    shrunk to 6 px or saved as JPEG at quality 10 (docs/quality.md)."""
     if query.image is not None:
         picture, size = tiny.tiny_picture(query.image), query.image.size
     elif query.image_id is not None and (record := library.catalog.image(query.image_id)):
         picture = library.catalog.tiny_picture(query.image_id)
         size = (record.width, record.height)
     else:
-        return []
+        return {}
     if picture is None:
-        return []
+        return {}
     found = library.tiny_pictures.search(
         library.catalog, picture, tiny.TINY_DEPTH, exclude=exclude, allowed=allowed
     )
     new = [i for i, _ in found if i not in known]
-    if min(size[0] or 0, size[1] or 0) < MIN_SIDE:
-        return new
-    records = library.catalog.images(new)
-    return [i for i in new if i in records and _small(records[i])]
+    records = library.catalog.images(new)  # leaves out images deleted since
+    query_small = min(size[0] or 0, size[1] or 0) < MIN_SIDE
+    return {i: records[i] for i in new if i in records and (query_small or _small(records[i]))}
 
 
 def _small(record) -> bool:

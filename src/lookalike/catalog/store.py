@@ -134,6 +134,15 @@ class Catalog(CatalogQueries):
             (tiny, image_id),
         )
 
+    def ids_lacking_tiny(self, length: int) -> list[int]:
+        """Searchable images without a tiny picture of `length` bytes (none, or damaged)."""
+        rows = self.conn.execute(
+            "SELECT id FROM images WHERE status IN ('embedded', 'indexed')"
+            " AND (tiny IS NULL OR length(tiny) != ?)",
+            (length,),
+        )
+        return [r[0] for r in rows]
+
     def tiny_pictures(self, *, after_id: int = 0) -> tuple[np.ndarray, list[bytes]]:
         """Ids and tiny pictures of the images after `after_id` that have one."""
         rows = self.conn.execute(

@@ -3,7 +3,7 @@
 The CNN vector finds what *looks* alike. On small pictures it misses some copies that are
 plainly the same pixels: a 16 px icon shrunk to 4-8 px, or saved as JPEG at quality 10-20,
 looks to the network like a blur, and its original is not among the vector search's first 30
-hits (tango_icons: 3.5% of `eval --copies`; rltiles 5%; docs/quality.md). What such a copy
+hits (tango_icons: 2.6% of `eval --copies`; rltiles 5%; docs/quality.md). What such a copy
 keeps is its layout of light and dark, which a tiny picture holds: the picture on grey, in
 luminance, reduced to TINY_SIDE x TINY_SIDE (box filter), minus its mean, L2-normalised. Two
 pictures' inner product is then the correlation of their tiny pictures, which rescaling,
@@ -12,7 +12,7 @@ recompression, brightness and contrast, greyscale and most colour changes leave 
 Each image's tiny picture is made when it is decoded and kept in the catalog (images.tiny, 144
 bytes, int8). `TinyPictures` holds them in memory and is searched by brute force, for all eight
 symmetries of the query at once (mirrored and turned copies): 2 ms for 10,000 images, 25 ms
-for 100,000, 0.25 s for a million (144 MB; `python bench/tiny_pictures.py --scale N`).
+for 100,000, 0.25 s for a million (`python bench/tiny_pictures.py --scale N`; 144 bytes each).
 `search --verify` adds its best TINY_DEPTH to the candidates that are verified by pixels
 (verify.py, pixel_match.py), which then decide; a tiny picture alone never makes a copy.
 """
@@ -36,16 +36,16 @@ TINY_LENGTH = TINY_SIDE * TINY_SIDE  # bytes of one tiny picture
 _CHUNK = 65536  # rows converted to float at a time while searching (bounds the memory)
 
 
-def tiny_picture(image: Image.Image) -> bytes:
+def tiny_picture(image: Image.Image, side: int = TINY_SIDE) -> bytes:
     """The tiny picture of `image` (any mode; transparency on grey, as pictures are indexed),
-    as stored in the catalog: TINY_SIDE² int8 values. A flat picture gives zeros, which match
-    nothing."""
-    grey = to_rgb(image).convert("L").resize((TINY_SIDE, TINY_SIDE), Image.Resampling.BOX)
+    as stored in the catalog: side² int8 values. A flat picture gives zeros, which match
+    nothing. (Other sides than TINY_SIDE: for bench/tiny_pictures.py.)"""
+    grey = to_rgb(image).convert("L").resize((side, side), Image.Resampling.BOX)
     values = np.asarray(grey, dtype=np.float32).ravel()
     values -= values.mean()
     peak = float(np.abs(values).max())
     if peak < 1e-3:
-        return bytes(TINY_LENGTH)
+        return bytes(side * side)
     # Scaled to the int8 range (a unit vector's components are mostly far smaller than 1, and
     # rounding them would cost precision); searching normalises them again.
     return np.round(values / peak * _SCALE).astype(np.int8).tobytes()
@@ -57,10 +57,10 @@ def _unit_rows(rows: np.ndarray) -> np.ndarray:
     return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
 
 
-def symmetries(tiny: bytes) -> np.ndarray:
-    """The eight symmetries of a tiny picture (8 x TINY_SIDE² float32, unit length), the
-    picture as it is first."""
-    square = np.frombuffer(tiny, dtype=np.int8).reshape(TINY_SIDE, TINY_SIDE)
+def symmetries(tiny: bytes, side: int = TINY_SIDE) -> np.ndarray:
+    """The eight symmetries of a tiny picture (8 x side² float32, unit length), the picture as
+    it is first."""
+    square = np.frombuffer(tiny, dtype=np.int8).reshape(side, side)
     views = [np.rot90(s, turns) for s in (square, np.fliplr(square)) for turns in range(4)]
     return _unit_rows(np.stack([v.ravel() for v in views]))
 
@@ -74,7 +74,7 @@ class TinyPictures:
     def __init__(self, *, recheck_every: float = 0.0):
         self._segments: tuple[_Segment, ...] = ()  # replaced whole, never changed in place
         self._seen: tuple[int, int] | None = None  # the catalog's (rows, max id) when read
-        # Seconds between looks at the catalog (counting its rows takes ~40 ms at a million):
+        # Seconds between looks at the catalog (one took 41 ms at a million images, bench):
         # the server looks at most once a second. Missing an image added meanwhile, or
         # offering one deleted meanwhile (the searcher drops it), costs nothing else.
         self.recheck_every = recheck_every
