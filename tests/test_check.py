@@ -222,3 +222,19 @@ def test_missing_or_damaged_tiny_pictures_are_made_again_by_repair(run_cli, inde
     conn = sqlite3.connect(indexed / "catalog.sqlite3")
     assert dict(conn.execute("SELECT id, tiny FROM images").fetchall()) == made
     conn.close()
+
+
+def test_repair_makes_the_tiny_pictures_it_can_and_says_which_it_cannot(
+    run_cli, indexed, picture_folder
+):
+    """Originals gone or replaced by garbage since indexing: their tiny pictures cannot be
+    made; the others are, the report says why, and every image stays searchable."""
+    sql(indexed, "UPDATE images SET tiny = NULL")
+    (picture_folder / "pic01.png").unlink()
+    (picture_folder / "pic02.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture any more")
+    code, report = check(run_cli, "--repair")
+    assert code == 0, messages(report)
+    [made] = [line for line in report["repaired"] if "tiny pictures" in line]
+    assert made.startswith("made 10 tiny pictures; 2 could not be read, e.g. ")
+    assert "2 images have no sound tiny picture" in messages(report)  # still, and said so
+    assert report["counts"]["in index"] == report["counts"]["vectors"] == 12
