@@ -12,6 +12,7 @@ prints two things:
 
     python bench/tiny_pictures.py ../shared/bench-data/tango_icons ../shared/bench-data/rltiles
     python bench/tiny_pictures.py --scale 1000000   # load and search times at that size
+    python bench/tiny_pictures.py --cost ../shared/bench-data/opencv_pairs   # at index time
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from PIL import Image
 
 from lookalike import search, verify
 from lookalike.catalog.store import Catalog
-from lookalike.decode import decode_image, to_rgb
+from lookalike.decode import decode_image
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
 from lookalike.evaluation.retrieval import _ListedFiles
@@ -41,12 +42,8 @@ VECTOR_DEPTH = 30  # verify.PIXEL_DEPTH
 
 
 def tiny_at(image: Image.Image, side: int) -> np.ndarray:
-    """index/tiny.py's tiny picture at another side, as unit float rows of its 8 symmetries."""
-    grey = np.asarray(to_rgb(image).convert("L").resize((side, side), Image.Resampling.BOX))
-    grey = grey.astype(np.float32) - grey.mean()
-    views = [np.rot90(s, t).ravel() for s in (grey, np.fliplr(grey)) for t in range(4)]
-    rows = np.stack(views)
-    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-6)
+    """index/tiny.py's tiny picture at another side: its 8 symmetries, as unit float rows."""
+    return tiny.symmetries(tiny.tiny_picture(image, side), side)
 
 
 def candidate_recall(library, searcher, records, copies, right_ids) -> None:
@@ -132,16 +129,41 @@ def scale(n: int) -> None:
         catalog.close()
 
 
+def cost(dataset: Path) -> None:
+    """What making tiny pictures adds to indexing: per file, the decode worker's decode and
+    model input (effnet-lite0) against the tiny picture, one core."""
+    from lookalike.embed.effnet_lite0 import EffNetLite0
+
+    prep = EffNetLite0.__new__(EffNetLite0).preprocessor()  # no network needed
+    seconds = {"decode": [], "model input": [], "tiny picture": []}
+    for path in sorted(p for p in dataset.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".gif"}):  # fmt: skip
+        start = time.perf_counter()
+        image = decode_image(path.read_bytes(), min_size=prep.size, keep_alpha=True).image
+        decoded = time.perf_counter()
+        prep(image)
+        prepared = time.perf_counter()
+        tiny.tiny_picture(image)
+        done = time.perf_counter()
+        for key, value in zip(seconds, (decoded - start, prepared - decoded, done - prepared)):
+            seconds[key].append(value * 1000)
+    print(f"{dataset.name}: {len(seconds['decode'])} files, mean ms per file: "
+          + ", ".join(f"{k} {np.mean(v):.3f}" for k, v in seconds.items()))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="*", type=Path)
     parser.add_argument("--scale", type=int, help="time tiny pictures at this many images")
+    parser.add_argument("--cost", type=Path, action="append", default=[],
+                        help="time making tiny pictures for this set's files (repeatable)")  # fmt: skip
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timed", type=int, default=400, help="copies searched per variant")
     args = parser.parse_args()
     if args.scale:
         scale(args.scale)
+    for dataset in args.cost:
+        cost(dataset)
     for dataset in args.datasets:
         dataset = dataset.resolve()
         rows = read_groundtruth(dataset)
