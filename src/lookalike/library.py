@@ -3,6 +3,8 @@
     lookalike-library/
       catalog.sqlite3   images, places, vectors, per-step status (the source of truth)
       index.faiss       the vector index, rebuilt from the catalog whenever needed
+      whitening.npz     how search ranks the index's candidates, learned from the library's
+                        own images (tuning.py; absent in libraries under 500 images)
       thumbnails/       thumbnail cache (filled by the web service)
       models/           model cache: downloaded weights of models not shipped with lookalike
       downloads/        download cache: fetched files under readable names (<host>/<path>)
@@ -17,6 +19,7 @@ a kill at any moment costs at most the uncommitted batch.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
 from pathlib import Path
@@ -30,10 +33,14 @@ from .index.base import VectorIndex
 from .index.faiss_index import ANN_THRESHOLD, FaissIndex
 from .index.stores import StoreConfig, confirm, copy_all, open_milvus, replay
 from .index.tiny import TinyPictures
+from .index.whitening import Whitening, WhiteningError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LIBRARY = "lookalike-library"
 CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "index.faiss"
+WHITENING_FILE = "whitening.npz"  # index/whitening.py, learned by tuning.py
 LOCK_FILE = "write.lock"
 THUMBNAILS_DIR = "thumbnails"
 MODELS_DIR = "models"
@@ -61,6 +68,8 @@ class Library:
         self._index: FaissIndex | None = None
         self._embedder: Embedder | None = None
         self._tiny: TinyPictures | None = None
+        self._whitening: Whitening | None = None
+        self._whitening_stamp: tuple[int, int] | None = None  # the file's, when it was read
         self.weights: Path | None = None  # a weights file or folder the user gave
 
     # -- opening ------------------------------------------------------------------------------
@@ -189,6 +198,44 @@ class Library:
     def set_embedder(self, embedder: Embedder) -> None:
         """Use an already-loaded embedder (the server shares one across requests)."""
         self._embedder = embedder
+
+    @property
+    def whitening(self) -> Whitening | None:
+        """The whitening learned for this library's vectors (tuning.py), or None: none learned,
+        learned for another model (after `reindex --model`), or unreadable (a warning is
+        logged; search then ranks by plain cosine similarity, as before tuning). Read again
+        when the file changes, so a running server follows `lookalike tune`."""
+        path = self.root / WHITENING_FILE
+        try:
+            stat = path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except OSError:
+            stamp = None
+        if stamp != self._whitening_stamp:
+            self._whitening, self._whitening_stamp = None, stamp
+            if stamp is not None:
+                self._whitening = self._read_whitening(path)
+        return self._whitening
+
+    def _read_whitening(self, path: Path) -> Whitening | None:
+        try:
+            whitening = Whitening.load(path)
+        except WhiteningError as exc:
+            log.warning("%s; ranking without it (lookalike tune learns it again)", exc)
+            return None
+        model_id = self.catalog.get_meta("model_id")
+        dim = int(self.catalog.get_meta("dim") or 0)
+        if whitening.model_id != model_id or whitening.mean.shape[0] != dim:
+            return None  # another model's: `index` or `tune` learns this one's
+        return whitening
+
+    def set_whitening(self, whitening: Whitening) -> None:
+        """Save `whitening` and rank by it from now on."""
+        assert self.writable, "set_whitening needs a library opened for writing"
+        path = self.root / WHITENING_FILE
+        whitening.save(path)
+        stat = path.stat()
+        self._whitening, self._whitening_stamp = whitening, (stat.st_mtime_ns, stat.st_size)
 
     def detach_index(self) -> VectorIndex:
         """Hand the loaded index over to a longer-lived owner (closing the library leaves it

@@ -7,6 +7,12 @@ down them best-first, a candidate whose cosine similarity to an already kept hit
 with the same bytes are one catalog row already (with several places), so they never appear
 twice. The threshold was measured on re-encoded, rescaled copies versus distinct images (see
 docs/quality.md).
+
+Ranking: in a library with a learned whitening (index/whitening.py, tuning.py), the index's
+best WHITENED_DEPTH candidates of a picture query are ranked by their similarity under it, and
+that is the hits' score; tiers and collapsing are decided on the model's own cosine similarity
+first, as their thresholds were measured on it, and exact and copy hits come first. Verified
+searches (copies) keep cosine similarity throughout (see search_vector).
 """
 
 from __future__ import annotations
@@ -44,6 +50,11 @@ TURN_PENALTY = 0.05
 # than this (verify.MIN_SIDE) gets candidates by its tiny picture in all eight symmetries
 # instead (_tiny_hits), which found nearly as many and saves three embeddings (docs/quality.md).
 TURNED_MIN_SIDE = 64
+# Candidates ranked again under the library's whitening: re-ranking the cosine search's best
+# 100 / 200 kept tango_icons' and rltiles' gain but 0.661 / 0.671 of freeciv_flags' 0.680
+# (a whitened index would give 0.680); docs/quality.md, 'Learned whitening'.
+WHITENED_DEPTH = 200
+TIER_ORDER = {"exact": 0, "copy": 1, "similar": 2}
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
@@ -75,6 +86,9 @@ class Hit:
     score: float
     record: ImageRecord
     tier: str = "similar"  # "exact", "copy" or "similar": see match_tier
+    # The model's own cosine similarity, when `score` is another (search under a whitening);
+    # tiers are decided on it
+    cosine: float | None = None
     duplicates: list[Hit] = field(default_factory=list)
     verification: Verification | None = None  # set by --verify
 
@@ -93,6 +107,9 @@ class QueryVector:
     sha256: str | None = None  # of the query's bytes, to tell exact copies
     pixel_hash: str | None = None  # of its decoded pixels, likewise
     image: Image.Image | None = field(default=None, compare=False)  # decoded, for --verify
+    # A picture's vector, ranked under the library's whitening; not a text or mixed query's,
+    # which the whitening (learned from pictures only) was never fitted to
+    picture: bool = True
 
 
 class Searcher:
@@ -191,7 +208,7 @@ class Searcher:
             raise QueryError(str(exc)) from None
         if base is None and len(terms) == 1 and terms[0].weight == 1 and pictures:
             return pictures[terms[0].text]  # one picture: an ordinary query (exact tiers)
-        return QueryVector(vector.astype(np.float16).astype(np.float32))
+        return QueryVector(vector.astype(np.float16).astype(np.float32), picture=False)
 
     def embed_bytes(self, data: bytes) -> np.ndarray:
         return self.bytes_vector(data).vector
@@ -236,7 +253,12 @@ class Searcher:
             from .verify import verification_depth, verified_order, verify_hits
 
             checked = verification_depth(self.library, query)
-        wanted = max(want * CANDIDATE_FACTOR if collapse else want, checked)
+        # A verified search asks for copies: among the hits verification did not confirm,
+        # cosine similarity found heavily edited copies (JPEG q10, a quarter of the size)
+        # better than the whitening (tango_icons copies R@1 0.981 against 0.958)
+        whitening = self.library.whitening if query.picture and not verify else None
+        shortlist = max(want * CANDIDATE_FACTOR if collapse else want, checked)
+        wanted = max(shortlist, WHITENED_DEPTH if whitening is not None else 0)
         approximate = getattr(index, "approximate", False)
         if approximate:  # quantised scores: take more, re-score them exactly below
             wanted = max(wanted, RERANK_DEPTH)
@@ -257,6 +279,10 @@ class Searcher:
         candidates = sorted(best.items(), key=lambda c: -c[1])[:wanted]
         if approximate:
             candidates = _rescore(self.library, vectors, candidates)
+        cosine = dict(candidates)
+        if whitening is not None:  # ranked again; then only the shortlist is read
+            candidates = _rank_whitened(self.library, whitening, query.vector, candidates)
+            candidates = candidates[:shortlist]
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
         kept = max(want, checked)
@@ -270,7 +296,10 @@ class Searcher:
             hits += extra
         for hit in hits:
             for h in (hit, *hit.duplicates):
+                h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
                 h.tier = match_tier(h, query, verified=verify)
+        if whitening is not None:  # exact and copy tiers first, as without the whitening
+            hits.sort(key=lambda h: (TIER_ORDER[h.tier], -h.score))
         if verify:
             hits.sort(key=verified_order)
         return hits[offset:want]
@@ -330,7 +359,8 @@ def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
         return "exact"
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
-    return "copy" if hit.score >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
+    cosine = hit.score if hit.cosine is None else hit.cosine
+    return "copy" if cosine >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
 
 
 def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, float]]):
@@ -351,6 +381,23 @@ def _penalise_turns(scores: np.ndarray) -> np.ndarray:
     return scores
 
 
+def _rank_whitened(
+    library: Library, whitening, query: np.ndarray, candidates: list[tuple[int, float]]
+) -> list[tuple[int, float]]:
+    """`candidates` (id, cosine similarity) as (id, similarity under the whitening), best
+    first, after those whose cosine similarity makes them copies (COPY_THRESHOLD, the exact
+    ones among them), which keep their cosine order at the front."""
+    ids, vectors = library.catalog.vectors([i for i, _ in candidates])
+    if not len(ids):
+        return []
+    scores = whitening.apply(vectors) @ whitening.apply(query[None, :])[0]
+    cosine = dict(candidates)
+    copies = sorted((i for i in ids.tolist() if cosine[i] >= COPY_THRESHOLD), key=lambda i: -cosine[i])  # fmt: skip
+    score_of = dict(zip(ids.tolist(), scores.tolist()))
+    rest = sorted((i for i in ids.tolist() if cosine[i] < COPY_THRESHOLD), key=lambda i: -score_of[i])  # fmt: skip
+    return [(i, score_of[i]) for i in copies + rest]
+
+
 def _collapse(
     candidates: list[tuple[int, float]],
     records: dict[int, ImageRecord],
@@ -359,21 +406,26 @@ def _collapse(
     threshold: float,
 ) -> list[Hit]:
     ids, vectors = library.catalog.vectors([i for i, _ in candidates])
-    vector_of = dict(zip(ids.tolist(), vectors))
+    row_of = {image_id: row for row, image_id in enumerate(ids.tolist())}
+    similarity = vectors @ vectors.T  # once, rather than per candidate
     hits: list[Hit] = []
-    kept_vectors: list[np.ndarray] = []
+    owners: list[Hit] = []  # the kept hits that have a vector, and its row
+    owner_rows: list[int] = []
     for image_id, score in candidates:
-        vec = vector_of.get(image_id)
-        if vec is not None and kept_vectors:
-            sims = np.stack(kept_vectors) @ vec
+        row = row_of.get(image_id)
+        if row is not None and owner_rows:
+            sims = similarity[row, owner_rows]
             best = int(np.argmax(sims))
             if sims[best] >= threshold:
-                hits[best].duplicates.append(Hit(image_id, score, records[image_id]))
+                owners[best].duplicates.append(Hit(image_id, score, records[image_id]))
                 continue
         if len(hits) == k:
             continue  # full: later candidates may still be duplicates of a kept hit
-        hits.append(Hit(image_id, score, records[image_id]))
-        kept_vectors.append(vec if vec is not None else np.zeros_like(vectors[0]))
+        hit = Hit(image_id, score, records[image_id])
+        hits.append(hit)
+        if row is not None:
+            owners.append(hit)
+            owner_rows.append(row)
     return hits
 
 

@@ -22,6 +22,7 @@ from .index_cmds import index_cmd, migrate_cmd, reindex_cmd
 from .models_cmd import models_cmd
 from .search_cmd import search_cmd
 from .serve_cmd import serve_cmd
+from .tune_cmd import tune_cmd
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -120,6 +121,7 @@ cli.add_command(eval_cmd)
 cli.add_command(migrate_cmd)
 cli.add_command(check_cmd)
 cli.add_command(models_cmd)
+cli.add_command(tune_cmd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ EXPORT_COLUMNS = [
 def library_stats(library: Library) -> dict:
     counts = library.catalog.status_counts()
     index = library.index
+    whitening = library.whitening
     return {
         "library": str(library.root),
         "model": library.model_name,
@@ -33,6 +34,11 @@ def library_stats(library: Library) -> dict:
         "vectors_by_model": library.catalog.models(),
         "store": library.store.__dict__,
         "index": {"type": index.kind, "vectors": len(index)},
+        "ranking": {  # tuning.py: a whitening learned from the library's own images, or cosine
+            "whitening": whitening is not None,
+            "learned_from": whitening.images if whitening else None,
+            "library_size_then": whitening.library_size if whitening else None,
+        },
         "bytes_on_disk": library.bytes_on_disk(),
     }
 
@@ -60,6 +66,12 @@ def stats_cmd(obj, as_json):
             parts = ", ".join(f"{n} {status}" for status, n in sorted(stats[name].items()))
             click.echo(f"{name:9s} {parts}")
     click.echo(f"index     {stats['index']['type']}, {stats['index']['vectors']} vectors")
+    ranking = stats["ranking"]
+    click.echo(
+        f"ranking   whitening learned from {ranking['learned_from']} images (lookalike tune)"
+        if ranking["whitening"]
+        else "ranking   cosine similarity (no whitening learned yet: lookalike tune)"
+    )
     total = sum(stats["bytes_on_disk"].values())
     parts = ", ".join(f"{k} {_human(v)}" for k, v in stats["bytes_on_disk"].items())
     click.echo(f"disk      {_human(total)} ({parts})")

@@ -14,6 +14,7 @@ from ..sources.crawl.opengameart import ART_TYPES, DEFAULT_BASE_URL, OpenGameArt
 from ..sources.crawl.site import GenericSite
 from ..sources.http import USER_AGENT, FetchPolicy
 from .index_cmds import print_report
+from .tune_cmd import tune_if_due
 
 
 @click.group("crawl")
@@ -153,7 +154,9 @@ def _crawl(obj, site: SiteAdapter, *, max_listings, max_pages, rate, user_agent,
             _print_crawl(report)
             if report.index is not None:
                 print_report(report.index, library)
-    return 130 if report.interrupted else 0
+        if report.interrupted:
+            return 130
+        return tune_if_due(library, quiet=quiet)
 
 
 def _print_crawl(report: CrawlReport) -> None:

@@ -46,11 +46,18 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Build the evaluation library here and keep it (default: a temporary one).",
 )
+@click.option(
+    "--no-tune",
+    is_flag=True,
+    help="Rank by plain cosine similarity: skip learning the ranking (lookalike tune) that "
+    "`lookalike index` does for a library of 500 images or more.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_obj
 def eval_cmd(
-    obj, dataset, by, copies, sample, seed, verify, sprites, cell, model, keep_library, as_json
-):
+    obj, dataset, by, copies, sample, seed, verify, sprites, cell, model, keep_library, no_tune,
+    as_json,
+):  # fmt: skip
     """Measure search quality on DATASET: a folder with a groundtruth.csv (columns path,
     group, category, role), as in ../shared/bench-data.
 
@@ -74,7 +81,7 @@ def eval_cmd(
         from ..evaluation.sprites import evaluate_sprites
 
         report = evaluate_sprites(dataset, sheets=sample, cell=cell, seed=seed, model=model,
-                                  weights=obj["weights"],
+                                  weights=obj["weights"], tune=not no_tune,
                                   progress=None if not as_json else False)  # fmt: skip
         if as_json:
             click.echo(json.dumps(report.as_dict(), indent=2))
@@ -84,11 +91,12 @@ def eval_cmd(
     if copies:
         report = evaluate_copies(dataset, sample=sample, seed=seed, library_root=keep_library,
                                  model=model, progress=None if not as_json else False,
-                                 verify=verify, weights=obj["weights"])  # fmt: skip
+                                 verify=verify, weights=obj["weights"],
+                                 tune=not no_tune)  # fmt: skip
     else:
         report = evaluate_retrieval(dataset, by=by, library_root=keep_library, model=model,
                                     progress=None if not as_json else False,
-                                    weights=obj["weights"])  # fmt: skip
+                                    weights=obj["weights"], tune=not no_tune)  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2))
     elif copies:

@@ -11,6 +11,7 @@ from ..indexing import IndexReport, index_paths
 from ..library import Library
 from ..sources.http import FetchPolicy, is_url
 from ..sources.urls import read_url_list
+from .tune_cmd import tune_if_due
 
 
 @click.command("index")
@@ -111,9 +112,9 @@ def index_cmd(
         )
         if not quiet:
             print_report(report, library)
-    if report.interrupted:
-        return 130
-    return 0
+        if report.interrupted:
+            return 130
+        return tune_if_due(library, quiet=quiet)
 
 
 def print_report(report: IndexReport, library: Library) -> None:
@@ -202,7 +203,7 @@ def reindex_cmd(obj, model, drop_unreadable, batch_size, quiet):
                 f"{len(library.index)} vectors in {library.index_path}{dropped}",
                 err=True,
             )
-            return 0
+            return tune_if_due(library, quiet=quiet)  # the old model's whitening is unusable
         if report.interrupted:
             click.echo(f"interrupted: still searching with {before}; run again to finish", err=True)
             return 130

@@ -27,6 +27,8 @@ from ..decode import decode_image
 from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
+from ..tuning import due
+from ..tuning import tune as tune_library
 from .metrics import read_groundtruth
 from .retrieval import _ListedFiles
 
@@ -148,6 +150,7 @@ def evaluate_copies(
     model: str | None = None,
     weights: Path | None = None,  # the model's weights, when not shipped nor downloadable
     progress: bool | None = False,
+    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning.py)
     verify: bool = False,
 ) -> CopyReport:
     started = time.monotonic()
@@ -159,6 +162,8 @@ def evaluate_copies(
         root = Path(library_root) if library_root else Path(tmp) / "library"
         with Library.open(root, write=True, model=model, weights=weights) as library:
             Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
+            if tune and due(library):  # as `lookalike index` does
+                tune_library(library, progress=progress)
             report = _search_copies(
                 library, dataset, originals, held_out, indexed + held_out, rng, verify
             )

@@ -26,6 +26,8 @@ from ..library import Library
 from ..search import Searcher
 from ..sources.base import Source
 from ..sources.folder import FileItem
+from ..tuning import due
+from ..tuning import tune as tune_library
 from .metrics import GroundTruthRow, read_groundtruth, score_rankings
 
 K = 10
@@ -87,6 +89,7 @@ def evaluate_retrieval(
     model: str | None = None,
     weights: Path | None = None,  # the model's weights, when not shipped nor downloadable
     progress: bool | None = False,
+    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning.py)
     indexer_options: dict | None = None,
 ) -> RetrievalReport:
     import time
@@ -106,6 +109,8 @@ def evaluate_retrieval(
             Indexer(library, progress=progress, **(indexer_options or {})).run(
                 [_ListedFiles(dataset, gallery)]
             )
+            if tune and due(library):  # as `lookalike index` does
+                tune_library(library, progress=progress)
             report = _score(library, dataset, gallery, queries, by, query_gallery)
     report.seconds = time.monotonic() - started
     return report

@@ -26,6 +26,8 @@ from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
 from ..tiles import find_tiles
+from ..tuning import due
+from ..tuning import tune as tune_library
 from .metrics import read_groundtruth
 from .retrieval import _ListedFiles
 
@@ -66,6 +68,7 @@ def evaluate_sprites(
     model: str | None = None,
     weights: Path | None = None,
     progress: bool | None = False,
+    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning.py)
 ) -> SpriteReport:
     started = time.monotonic()
     dataset = Path(dataset).resolve()
@@ -97,6 +100,8 @@ def evaluate_sprites(
                 Indexer(library, tiles=tiles, progress=progress).run(
                     [_ListedFiles(dataset, chosen)]
                 )
+                if tune and due(library):  # as `lookalike index` does
+                    tune_library(library, progress=progress)
                 report.images["tiled" if tiles else "whole"] = len(library.index)
                 report.model = library.embedder.model_id
                 for trim in (False, True):

@@ -1,0 +1,107 @@
+"""Learned whitening (index/whitening.py) against plain cosine similarity and PCA whitening,
+leave-one-out mAP@10 (run by hand; the table is in docs/quality.md, 'Learned whitening').
+
+Each set's images and two edited views of each (tuning.edited_views) are embedded with the
+default model once; then each variant is learned from them and scored on the images:
+
+    python bench/whitening.py [--data ../shared/bench-data] [--sets tango_icons,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+from pathlib import Path
+
+import numpy as np
+
+from lookalike.decode import decode_image
+from lookalike.embed.effnet_lite0 import EffNetLite0
+from lookalike.evaluation.metrics import leave_one_out, read_groundtruth, score_rankings
+from lookalike.index.whitening import learn_whitening
+from lookalike.tuning import edited_views
+
+SETS = {"tango_icons": "group", "freeciv_flags": "group", "rltiles": "category"}
+
+
+def l2n(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def embed(net: EffNetLite0, images: list) -> np.ndarray:
+    return np.concatenate([net.embed_images(images[i : i + 64]) for i in range(0, len(images), 64)])  # fmt: skip
+
+
+def pca_whitening(x: np.ndarray, shrink: float) -> np.ndarray:
+    """Whitening from the images alone (no pairs): centre, principal axes, 1/sqrt(variance)."""
+    centred = x - x.mean(axis=0)
+    values, axes = np.linalg.eigh(centred.T @ centred / len(x))
+    return l2n(centred @ (axes / np.sqrt(values + shrink * values.mean())))
+
+
+def reranked_map(x: np.ndarray, w: np.ndarray, labels: list[str], depth: int) -> float:
+    """mAP@10 when the cosine search's best `depth` are ranked again under the whitening
+    (what search.py does, WHITENED_DEPTH)."""
+    arr = np.array(labels, dtype=object)
+    counts: dict[str, int] = {}
+    for label in labels:
+        if label:
+            counts[label] = counts.get(label, 0) + 1
+    queries = [i for i, label in enumerate(labels) if label and counts[label] > 1]
+    ranked, qlabels, nrel = [], [], []
+    for q in queries:
+        sims = x @ x[q]
+        sims[q] = -np.inf
+        top = np.argsort(-sims)[:depth]
+        top = top[np.argsort(-(w[top] @ w[q]))][:10]
+        ranked.append(list(arr[top]))
+        qlabels.append(labels[q])
+        nrel.append(counts[labels[q]] - 1)
+    return score_rankings(ranked, qlabels, nrel, 10).map_at_k
+
+
+def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
+    """mAP@10 of each variant on one set."""
+    rows = read_groundtruth(folder)
+    images = [decode_image((folder / r.path).read_bytes(), keep_alpha=True).image for r in rows]
+    labels = [getattr(r, by) for r in rows]
+    rng = random.Random(0)
+    views = [edited_views(image, rng) for image in images]
+    x = embed(net, images)
+    shrunk, cropped = embed(net, [v[0] for v in views]), embed(net, [v[1] for v in views])
+
+    def learned(idx=slice(None), pairs=None, **kw) -> np.ndarray:
+        pairs = pairs or [(x[idx], shrunk[idx]), (x[idx], cropped[idx])]
+        return learn_whitening(x, pairs, model_id="", library_size=len(x), **kw).apply(x)
+
+    def score(v: np.ndarray) -> float:
+        return leave_one_out(v.astype(np.float32), labels).map_at_k
+
+    results = {"cosine (no whitening)": score(x)}
+    results["PCA whitening, shrink 1.0"] = score(pca_whitening(x, 1.0))
+    results["learned, shrunk views only"] = score(learned(pairs=[(x, shrunk)]))
+    for shrink in (0.03, 0.1, 0.3):
+        for dims in (128, 256):
+            results[f"learned, shrink {shrink}, {dims} dims"] = score(learned(shrink=shrink, dims=dims))  # fmt: skip
+    default = learned()  # SHRINK, DIMS
+    for depth in (100, 200):
+        results[f"learned, cosine's best {depth} ranked again"] = reranked_map(x, default, labels, depth)  # fmt: skip
+    for size in (300, 500):
+        pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
+        results[f"learned from {size} images' views"] = score(learned(pick))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=Path("../shared/bench-data"))
+    parser.add_argument("--sets", default=",".join(SETS))
+    args = parser.parse_args()
+    net = EffNetLite0()
+    for name in args.sets.split(","):
+        for variant, value in bench_set(net, args.data / name, SETS[name]).items():
+            print(f"{name:14s} {variant:42s} mAP@10 {value:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Learned whitening: a linear map of a library's vectors, learned from its own images, under
+which an image and its edited views lie closer together than under plain cosine similarity.
+
+The network's vectors spend much of their length on what every image of a collection shares
+(a theme's palette, a tile set's background) and on what resampling moves. Whitening learned
+from matching pairs (Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human
+annotation", 2018) divides those directions out. The pairs need no labels: each is a library
+image and an edited view of it (shrunk; cropped, shrunk and recoloured a little), embedded by
+the library's own model (tuning.py). Then:
+
+    m   = the mean of the library's vectors
+    Cs  = covariance of the pairs' differences (what edits move), shrunk towards its mean
+          eigenvalue by SHRINK (a few hundred pairs against 1,280 dimensions)
+    x  -> Cs^-1/2 (x - m), then rotated onto the principal axes of the library so mapped, and
+          the first DIMS of them kept; the result is L2-normalised.
+
+Search ranks the vector index's best candidates by their cosine similarity in this space
+(search.py); the index itself, near-duplicate collapsing and the copy tier keep the model's own
+vectors. Measured on ../shared/bench-data (docs/quality.md, 'Learned whitening').
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SHRINK = 0.1  # tango/flags/rltiles: 0.03-0.3 all within 0.015 mAP@10; more is safer on few pairs
+DIMS = 256  # against 128: flags 0.668 vs 0.636, the others within 0.004 (docs/quality.md)
+
+
+class WhiteningError(ValueError):
+    """A stored whitening that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Whitening:
+    mean: np.ndarray  # (dim,) float32
+    projection: np.ndarray  # (dim, DIMS) float32
+    model_id: str  # the model whose vectors it maps: another model's vectors cannot use it
+    images: int  # how many library images' edited views it was learned from
+    library_size: int  # how many images the library held then (tuning.py refits as it grows)
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """Map (n, dim) vectors; rows are L2-normalised (a zero row stays zero)."""
+        mapped = (np.asarray(vectors, np.float32) - self.mean) @ self.projection
+        norms = np.linalg.norm(mapped, axis=1, keepdims=True)
+        return mapped / np.maximum(norms, 1e-12)
+
+    # -- storage: one .npz in the library folder, written atomically ----------------------------
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(
+            tmp,
+            mean=self.mean,
+            projection=self.projection,
+            model_id=np.array(self.model_id),
+            images=np.array(self.images),
+            library_size=np.array(self.library_size),
+        )
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Whitening:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                whitening = cls(
+                    mean=data["mean"].astype(np.float32),
+                    projection=data["projection"].astype(np.float32),
+                    model_id=str(data["model_id"]),
+                    images=int(data["images"]),
+                    library_size=int(data["library_size"]),
+                )
+        except (OSError, ValueError, KeyError, EOFError) as exc:
+            raise WhiteningError(f"cannot read {path}: {exc}") from None
+        dim = whitening.mean.shape[0] if whitening.mean.ndim == 1 else -1
+        if whitening.projection.ndim != 2 or whitening.projection.shape[0] != dim:
+            raise WhiteningError(f"{path} is damaged (shapes do not match)")
+        if not (np.isfinite(whitening.mean).all() and np.isfinite(whitening.projection).all()):
+            raise WhiteningError(f"{path} is damaged (not finite)")
+        return whitening
+
+
+def learn_whitening(
+    vectors: np.ndarray,
+    views: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    model_id: str,
+    library_size: int,
+    shrink: float = SHRINK,
+    dims: int = DIMS,
+) -> Whitening:
+    """Learn a whitening from the library's `vectors` and `views`: pairs of (vectors of some
+    images, vectors of an edited view of each, row for row)."""
+    vectors = np.asarray(vectors, np.float64)
+    diffs = [np.asarray(a, np.float64) - b for a, b in views]
+    diffs = np.concatenate(diffs) if diffs else np.zeros((0, vectors.shape[1]))
+    if len(vectors) < 2 or not len(diffs):
+        raise ValueError("learning a whitening needs at least two images and one edited view")
+    mean = vectors.mean(axis=0)
+    # Cs^-1/2, with the eigenvalues shrunk towards their mean so that directions the few
+    # pairs never moved are not blown up
+    values, axes = np.linalg.eigh(diffs.T @ diffs / len(diffs))
+    values = np.maximum(values, 0) + shrink * max(values.mean(), 1e-12)
+    inverse_root = (axes / np.sqrt(values)) @ axes.T
+    # then the library's own principal axes in that space, the largest `dims` of them
+    mapped = (vectors - mean) @ inverse_root
+    spread, rotation = np.linalg.eigh(mapped.T @ mapped / len(mapped))
+    keep = np.argsort(spread)[::-1][: min(dims, vectors.shape[1])]
+    return Whitening(
+        mean=mean.astype(np.float32),
+        projection=(inverse_root @ rotation[:, keep]).astype(np.float32),
+        model_id=model_id,
+        images=len(views[0][0]),
+        library_size=library_size,
+    )

@@ -1,0 +1,230 @@
+"""Learned whitening (index/whitening.py), learning it from a library (tuning.py, `lookalike
+tune`, `lookalike index`), and search ranking by it (search.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from lookalike import tuning
+from lookalike.cli import main as cli_main
+from lookalike.index.whitening import Whitening, WhiteningError, learn_whitening
+from lookalike.library import WHITENING_FILE, Library
+from lookalike.search import QueryVector, Searcher, _rank_whitened
+
+from .conftest import index_icons
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def _nuisance_data(seed: int = 0, n: int = 300, dim: int = 64):
+    """Images whose vectors are mostly a large 'nuisance' (what an edit moves) in 8 of 64
+    directions, and an edited view of each: the same content, another nuisance."""
+    rng = np.random.default_rng(seed)
+    content = rng.normal(0, 1, (n, dim))
+
+    def nuisance():
+        noise = np.zeros((n, dim))
+        noise[:, :8] = rng.normal(0, 6, (n, 8))
+        return noise
+
+    return _unit(content + nuisance()), _unit(content + nuisance())
+
+
+def _run(capsys, root, *args) -> tuple[int, str]:
+    """`lookalike -L root ARGS` in-process: (exit code, stdout + stderr)."""
+    code = cli_main(["-L", str(root), *map(str, args)])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def _recall_at_1(queries: np.ndarray, gallery: np.ndarray) -> float:
+    return float(np.mean(np.argmax(queries @ gallery.T, axis=1) == np.arange(len(queries))))
+
+
+def test_whitening_learned_from_pairs_finds_edited_views_that_cosine_misses():
+    images, views = _nuisance_data()
+    whitening = learn_whitening(images, [(images, views)], model_id="m", library_size=300)
+    # unseen images of the same kind: the whitening generalises, it did not memorise pairs
+    test_images, test_views = _nuisance_data(seed=1)
+    before = _recall_at_1(test_views, test_images)
+    after = _recall_at_1(whitening.apply(test_views), whitening.apply(test_images))
+    assert before < 0.5
+    assert after > 0.95
+    mapped = whitening.apply(test_images)
+    assert mapped.shape == (300, 64)  # DIMS (256) is more than 64: all dimensions are kept
+    assert np.allclose(np.linalg.norm(mapped, axis=1), 1.0, atol=1e-5)
+
+
+def test_whitening_keeps_the_largest_dims_and_needs_pairs():
+    images, views = _nuisance_data()
+    small = learn_whitening(images, [(images, views)], model_id="m", library_size=300, dims=16)
+    assert small.apply(images).shape == (300, 16)
+    with pytest.raises(ValueError, match="at least two images"):
+        learn_whitening(images, [], model_id="m", library_size=300)
+
+
+def test_whitening_survives_a_save_and_refuses_a_damaged_file(tmp_path):
+    images, views = _nuisance_data()
+    whitening = learn_whitening(images, [(images, views)], model_id="m@1", library_size=7)
+    path = tmp_path / "w.npz"
+    whitening.save(path)
+    loaded = Whitening.load(path)
+    assert (loaded.model_id, loaded.images, loaded.library_size) == ("m@1", 300, 7)
+    assert np.array_equal(loaded.apply(images), whitening.apply(images))
+    path.write_bytes(b"not a numpy file")
+    with pytest.raises(WhiteningError, match="cannot read"):
+        Whitening.load(path)
+    np.savez(path, mean=np.zeros(4, np.float32), projection=np.zeros((5, 2), np.float32),
+             model_id=np.array("m"), images=np.array(1), library_size=np.array(1))  # fmt: skip
+    with pytest.raises(WhiteningError, match="damaged"):
+        Whitening.load(path)
+
+
+@pytest.fixture(scope="module")
+def icon_library(tmp_path_factory):
+    """48 icons indexed with the default model, tuned (with a whitening learned from them)."""
+    tmp = tmp_path_factory.mktemp("whitened")
+    root, folder = index_icons(tmp, 48, first_seed=500, sizes=(16, 24, 32), seed=3)
+    with Library.open(root, write=True) as library:
+        report = tuning.tune(library, sample=48, progress=False)
+    return root, folder, report
+
+
+def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_path):
+    root, folder, report = icon_library
+    assert report.sampled == 48 and report.unreadable == 0
+    assert (root / WHITENING_FILE).exists()
+    with Library.open(root) as library:
+        whitening = library.whitening
+        assert whitening is not None
+        assert whitening.model_id == library.catalog.get_meta("model_id")
+        assert (whitening.images, whitening.library_size) == (48, 48)
+        searcher = Searcher(library)
+        query = searcher.query_vector(str(folder / "icon05.png"))
+        hits = searcher.search_vector(query, 10, collapse=False)
+        # the same bytes: an exact hit, first, at similarity 1 under the whitening too
+        assert hits[0].tier == "exact" and hits[0].score == pytest.approx(1.0, abs=1e-4)
+        ids = [h.id for h in hits]
+        _, vectors = library.catalog.vectors(ids)
+        order = {i: row for row, i in enumerate(library.catalog.vectors(ids)[0].tolist())}
+        expected = whitening.apply(vectors) @ whitening.apply(query.vector[None, :])[0]
+        for hit in hits:
+            assert hit.score == pytest.approx(expected[order[hit.id]], abs=1e-5)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        # ...which is not the plain cosine order
+        cosine = library.catalog.vectors(ids)[1] @ query.vector
+        assert not np.allclose(sorted(cosine, reverse=True), [h.score for h in hits], atol=1e-3)
+        # an edited copy (one pixel changed) is in the copy tier by its cosine similarity,
+        # and stays first whatever its score under the whitening
+        from PIL import Image
+
+        edited = Image.open(folder / "icon07.png").convert("RGB")
+        edited.putpixel((0, 0), (255, 0, 255))
+        edited.save(tmp_path / "edited.png")
+        hits = searcher.search([str(tmp_path / "edited.png")], 5)[0].hits
+        assert hits[0].record.first_place.source.endswith("icon07.png")
+        assert hits[0].tier == "copy" and hits[0].cosine >= 0.98
+        # ...even where its score under the whitening is the lowest of the candidates
+        candidates = [(h.id, 0.5) for h in hits]
+        ranked = dict(_rank_whitened(library, whitening, query.vector, candidates))
+        weakest = min(ranked, key=ranked.get)
+        candidates = [(i, 0.99 if i == weakest else s) for i, s in candidates]
+        reranked = _rank_whitened(library, whitening, query.vector, candidates)
+        assert reranked[0] == (weakest, ranked[weakest])
+        assert [s for _, s in reranked[1:]] == sorted((s for _, s in reranked[1:]), reverse=True)
+        # text or mixed queries (picture=False) keep plain cosine similarity
+        plain = searcher.search_vector(QueryVector(query.vector, picture=False), 5, collapse=False)
+        _, plain_vectors = library.catalog.vectors([plain[0].id])
+        assert plain[0].score == pytest.approx(float(plain_vectors[0] @ query.vector), abs=1e-4)
+
+
+def test_another_models_or_a_damaged_whitening_is_not_used(icon_library, tmp_path, caplog):
+    root, folder, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    with Library.open(copy) as library:
+        good = library.whitening
+        assert good is not None
+    Whitening(good.mean, good.projection, "another-model@1", 48, 48).save(copy / WHITENING_FILE)
+    with Library.open(copy) as library:
+        assert library.whitening is None  # e.g. after `reindex --model`
+    (copy / WHITENING_FILE).write_bytes(b"\x00" * 100)
+    with Library.open(copy) as library, caplog.at_level(logging.WARNING):
+        assert library.whitening is None
+        assert "ranking without it" in caplog.text
+        hits = Searcher(library).search([str(folder / "icon01.png")], 3)[0].hits
+        assert hits[0].tier == "exact"  # search goes on, by plain cosine similarity
+        _, vectors = library.catalog.vectors([hits[1].id])
+        query = Searcher(library).query_vector(str(folder / "icon01.png")).vector
+        assert hits[1].score == pytest.approx(float(vectors[0] @ query), abs=1e-4)
+
+
+def test_an_open_library_follows_a_whitening_learned_by_another_process(icon_library, tmp_path):
+    root, _, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    learned = Whitening.load(copy / WHITENING_FILE)
+    (copy / WHITENING_FILE).unlink()
+    with Library.open(copy) as reader:  # a server, say
+        assert reader.whitening is None
+        learned.save(copy / WHITENING_FILE)  # `lookalike tune` in another process
+        assert reader.whitening is not None
+
+
+def test_tune_without_readable_originals_keeps_what_the_library_had(icon_library, tmp_path, capsys):
+    root, folder, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    before = (copy / WHITENING_FILE).read_bytes()
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    try:
+        with Library.open(copy, write=True) as library:
+            report = tuning.tune(library, sample=48, progress=False)
+            assert report.whitening is None and report.unreadable == 48
+            assert library.whitening is not None
+        assert (copy / WHITENING_FILE).read_bytes() == before
+        code, output = _run(capsys, copy, "tune", "-q")
+        assert code == 1
+        assert "48 of the sampled originals are unreadable" in output
+    finally:
+        moved.rename(folder)
+
+
+def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, monkeypatch, capsys):
+    _, folder = index_icons(tmp_path, 24, first_seed=700, sizes=(16, 24), seed=4)
+    root = tmp_path / "cli-library"
+    monkeypatch.setattr(tuning, "MIN_IMAGES", 22)
+    half = sorted(folder.iterdir())[:20]
+    first = tmp_path / "first"
+    first.mkdir()
+    for path in half:
+        (first / path.name).write_bytes(path.read_bytes())
+    code, output = _run(capsys, root, "index", first)
+    assert code == 0, output
+    assert not (root / WHITENING_FILE).exists()  # 20 images: below MIN_IMAGES (22)
+    code, output = _run(capsys, root, "stats")
+    assert "ranking   cosine similarity (no whitening learned yet" in output
+    code, output = _run(capsys, root, "index", folder)
+    assert code == 0, output
+    assert "learned the ranking from 24 images" in output
+    assert Whitening.load(root / WHITENING_FILE).library_size == 24
+    code, output = _run(capsys, root, "index", folder)
+    assert code == 0 and "learned the ranking" not in output  # not grown: nothing to relearn
+    code, output = _run(capsys, root, "tune", "--sample", "10")
+    assert code == 0, output
+    assert "learned the ranking from 10 images (0 unreadable)" in output
+    assert Whitening.load(root / WHITENING_FILE).images == 10
+    code, output = _run(capsys, root, "stats")
+    assert "ranking   whitening learned from 10 images" in output
