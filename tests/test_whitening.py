@@ -137,6 +137,11 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         reranked = _rank_whitened(library, whitening, query.vector, candidates)
         assert reranked[0] == (weakest, ranked[weakest])
         assert [s for _, s in reranked[1:]] == sorted((s for _, s in reranked[1:]), reverse=True)
+        # several copies: among them, the order under the whitening, not cosine's
+        second = max((i for i in ranked if i != weakest), key=ranked.get)
+        candidates = [(i, 0.995 if i == weakest else 0.99 if i == second else s) for i, s in candidates]  # fmt: skip
+        reranked = _rank_whitened(library, whitening, query.vector, candidates)
+        assert [i for i, _ in reranked[:2]] == [second, weakest]
         # text or mixed queries (picture=False) keep plain cosine similarity
         plain = searcher.search_vector(QueryVector(query.vector, picture=False), 5, collapse=False)
         _, plain_vectors = library.catalog.vectors([plain[0].id])
@@ -228,3 +233,48 @@ def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, mon
     assert Whitening.load(root / WHITENING_FILE).images == 10
     code, output = _run(capsys, root, "stats")
     assert "ranking   whitening learned from 10 images" in output
+
+
+def test_a_large_library_learns_from_a_sample_of_its_vectors(icon_library, tmp_path, monkeypatch):
+    root, _, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    monkeypatch.setattr(tuning, "MAX_VECTORS", 20)  # 48 images: the mean and axes from 20
+    with Library.open(copy, write=True) as library:
+        report = tuning.tune(library, sample=30, progress=False)
+        assert report.sampled == 30
+        assert (report.whitening.images, report.whitening.library_size) == (30, 48)
+        mapped = report.whitening.apply(library.catalog.vectors(range(1, 49))[1])
+        assert mapped.shape == (48, 256) and np.isfinite(mapped).all()
+
+
+def test_check_warns_of_an_unusable_ranking_and_repair_learns_it(
+    icon_library, tmp_path, monkeypatch
+):
+    from lookalike.check import check_library
+
+    root, _, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    assert not [f for f in check_library(copy, files=False).findings if f.area == "ranking"]
+    (copy / WHITENING_FILE).write_bytes(b"garbage")
+    found = [f for f in check_library(copy, files=False).findings if f.area == "ranking"]
+    assert len(found) == 1 and found[0].severity == "warning"
+    assert "cannot read" in found[0].message and "cosine similarity" in found[0].message
+    # 48 images, under MIN_IMAGES: repair removes what cannot be used
+    report = check_library(copy, repair=True, files=False)
+    assert f"removed the unusable {WHITENING_FILE}" in report.repaired
+    assert report.ok and not (copy / WHITENING_FILE).exists()
+    # from MIN_IMAGES on, a missing ranking is worth a warning, and repair learns it
+    monkeypatch.setattr(tuning, "MIN_IMAGES", 40)
+    found = [f for f in check_library(copy, files=False).findings if f.area == "ranking"]
+    assert found and "no ranking learned" in found[0].message
+    report = check_library(copy, repair=True, files=False)
+    assert "learned the ranking" in report.repaired
+    assert not [f for f in report.findings if f.area == "ranking"]
+    with Library.open(copy) as library:
+        assert library.whitening is not None

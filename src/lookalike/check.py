@@ -13,7 +13,9 @@ by the work a crash interrupted, never the other way round.
 - the index finds what it holds (a sample of stored vectors searched for themselves);
 - the files places point at still exist (a warning: the user may have moved them);
 - every searchable image has a tiny picture (index/tiny.py; a warning: `--repair` makes the
-  missing ones from the originals).
+  missing ones from the originals);
+- a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
+  (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
 `--repair` rebuilds the index from the stored vectors (the catalog keeps every vector), drops
 vectors that cannot be right and sends their images back to be embedded by the next `index`
@@ -30,16 +32,19 @@ from pathlib import Path
 
 import numpy as np
 
+from . import tuning
 from .catalog.schema import SCHEMA_VERSION
 from .catalog.store import VECTOR_DTYPE, Catalog
 from .index.faiss_index import FaissIndex
 from .index.stores import StoreConfig, open_milvus
 from .index.tiny import TINY_LENGTH
+from .index.whitening import Whitening, WhiteningError
 from .library import (
     CATALOG_FILE,
     DOWNLOADS_DIR,
     INDEX_FILE,
     LOCK_FILE,
+    WHITENING_FILE,
     Library,
     LibraryError,
     acquire_write_lock,
@@ -54,7 +59,7 @@ NORM_TOLERANCE = 0.02  # float16 storage keeps norms within ~1e-3 of 1
 @dataclass
 class Finding:
     severity: str  # "error": the library is inconsistent; "warning": worth knowing
-    area: str  # catalog | vectors | index | files
+    area: str  # catalog | vectors | index | files | tiny pictures | ranking
     message: str
     repairable: bool = False
 
@@ -124,12 +129,30 @@ def _check(root: Path, report: CheckReport, *, files: bool) -> None:
             return  # nothing read from a damaged catalog can be trusted
         dim = _check_vectors(catalog, report)
         _check_index(root, catalog, dim, report)
+        _check_ranking(root, catalog, report)
         if files:
             _check_files(catalog, report)
     except sqlite3.DatabaseError as exc:  # damage quick_check did not see, met while reading
         report.error("catalog", f"the catalog cannot be read: {exc}{RECOVER_HINT}", False)
     finally:
         catalog.close()
+
+
+def _check_ranking(root: Path, catalog: Catalog, report: CheckReport) -> None:
+    path = root / WHITENING_FILE
+    why = None
+    if path.exists():
+        try:
+            learned_for = Whitening.load(path).model_id
+        except WhiteningError as exc:
+            why = str(exc)
+        else:
+            if learned_for != catalog.get_meta("model_id"):
+                why = f"{path.name} was learned for {learned_for}"
+    elif len(catalog.vector_ids()) >= tuning.MIN_IMAGES:
+        why = "no ranking learned (an interrupted `lookalike index`, or an older library)"
+    if why:
+        report.warning("ranking", f"{why}: search ranks by cosine similarity", repairable=True)
 
 
 RECOVER_HINT = (
@@ -381,4 +404,10 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
             if unreadable:
                 line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
             done.append(line)
+        if tuning.due(library):
+            learned = tuning.tune(library).whitening
+            done.append("learned the ranking" if learned else "could not learn the ranking")
+        elif (root / WHITENING_FILE).exists() and library.whitening is None:
+            (root / WHITENING_FILE).unlink()  # unusable, and the library too small to learn
+            done.append(f"removed the unusable {WHITENING_FILE}")
     return done

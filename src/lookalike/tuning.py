@@ -31,7 +31,7 @@ from .sources.locate import ImageGone
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
 SAMPLE = 2000  # images whose edited views are embedded: ~4,000 embeddings, under a minute
 REFIT_GROWTH = 2.0  # learn again once the library holds this many times what it was learned on
-MAX_VECTORS = 50_000  # library vectors the mean and principal axes are taken from
+MAX_VECTORS = 20_000  # library vectors the mean and axes come from (100 MB of float32)
 BATCH = 32
 
 

@@ -56,6 +56,10 @@ def search_cmd(obj, queries, texts, k, as_json, no_collapse, verify, trim):
     library (which is then left out of its own results). Near-duplicates of a result are folded
     into it and listed under it.
 
+    score: cosine similarity of the model's vectors; in a library that has learned its ranking
+    (lookalike tune; index does it from 500 images on), the similarity under that ranking, for
+    picture queries without --verify. Exact and copy tiers come first either way.
+
     \b
     By text, on a library built with a text model (lookalike models):
       lookalike search --text "red dragon sprite"

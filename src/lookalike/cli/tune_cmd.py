@@ -25,7 +25,7 @@ def tune_cmd(obj, sample, seed, quiet):
     """Learn how search ranks this library's images: a whitening of the model's vectors,
     learned from the library's own pictures and edited views of them (shrunk, cropped,
     recoloured), under which an image and its variants lie closer together. No labels are
-    needed. On the bench sets it raised mAP@10 by 0.03-0.14 (docs/quality.md).
+    needed. On the bench sets it raised mAP@10 by 0.04-0.13 (docs/quality.md).
 
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
