@@ -17,7 +17,12 @@ import numpy as np
 
 from lookalike.decode import decode_image
 from lookalike.embed.effnet_lite0 import EffNetLite0
-from lookalike.evaluation.metrics import leave_one_out, read_groundtruth, score_rankings
+from lookalike.evaluation.metrics import (
+    leave_one_out,
+    leave_one_out_queries,
+    read_groundtruth,
+    score_rankings,
+)
 from lookalike.index.whitening import learn_whitening
 from lookalike.tuning import edited_views
 
@@ -43,11 +48,7 @@ def reranked_map(x: np.ndarray, w: np.ndarray, labels: list[str], depth: int) ->
     """mAP@10 when the cosine search's best `depth` are ranked again under the whitening
     (what search.py does, WHITENED_DEPTH)."""
     arr = np.array(labels, dtype=object)
-    counts: dict[str, int] = {}
-    for label in labels:
-        if label:
-            counts[label] = counts.get(label, 0) + 1
-    queries = [i for i, label in enumerate(labels) if label and counts[label] > 1]
+    counts, queries = leave_one_out_queries(labels)
     ranked, qlabels, nrel = [], [], []
     for q in queries:
         sims = x @ x[q]

@@ -135,10 +135,7 @@ def reembed(
     prep = embedder.preprocessor()
     min_size = getattr(prep, "size", None)
     alpha = wants_alpha(prep)
-    bar = tqdm(
-        total=len(todo), unit="img", desc=f"re-embedding ({model})",
-        disable=None if progress is None else not progress, dynamic_ncols=True,
-    )  # fmt: skip
+    bar = progress_bar(len(todo), f"re-embedding ({model})", progress)
     with StopOnInterrupt() as stop:
         stopping = should_stop or (lambda: stop.requested)
         for records, wanted in _chunks(catalog, todo):
@@ -194,10 +191,7 @@ def fill_tiny_pictures(
     todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
     reader = OriginalReader(library)
     filled, unreadable = 0, []
-    bar = tqdm(
-        total=len(todo), unit="img", desc="making tiny pictures",
-        disable=None if progress is None else not progress, dynamic_ncols=True,
-    )  # fmt: skip
+    bar = progress_bar(len(todo), "making tiny pictures", progress)
     for records, wanted in _chunks(catalog, todo):
         reader.start_chunk()
         made = []
@@ -214,6 +208,12 @@ def fill_tiny_pictures(
         filled += len(made)
     bar.close()
     return filled, unreadable
+
+
+def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:
+    """A bar over images; `progress` None: shown on a terminal only."""
+    disable = None if progress is None else not progress
+    return tqdm(total=total, unit="img", desc=desc, disable=disable, dynamic_ncols=True)
 
 
 def _chunks(catalog, todo: list[int]):

@@ -19,13 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageEnhance
-from tqdm import tqdm
 
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import preprocess
 from .index.whitening import Whitening, learn_whitening
 from .library import Library
-from .reembed import OriginalReader, _by_archive, _chunks
+from .reembed import OriginalReader, _by_archive, _chunks, progress_bar
 from .sources.locate import ImageGone
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
@@ -112,10 +111,7 @@ def tune(
                 view_vectors[view].append(embedder.embed(np.stack(batch)))
                 batch.clear()
 
-    bar = tqdm(
-        total=len(todo), unit="img", desc="learning the whitening",
-        disable=None if progress is None else not progress, dynamic_ncols=True,
-    )  # fmt: skip
+    bar = progress_bar(len(todo), "learning the ranking", progress)
     for records, wanted in _chunks(catalog, todo):
         reader.start_chunk()
         for record in records:

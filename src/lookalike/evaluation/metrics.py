@@ -73,15 +73,20 @@ def score_rankings(
     )
 
 
+def leave_one_out_queries(labels: list[str]) -> tuple[dict[str, int], list[int]]:
+    """(images per label, the rows that are queries: a label shared with another image)."""
+    counts: dict[str, int] = {}
+    for label in labels:
+        if label:
+            counts[label] = counts.get(label, 0) + 1
+    return counts, [i for i, label in enumerate(labels) if label and counts[label] > 1]
+
+
 def leave_one_out(vectors: np.ndarray, labels: list[str], k: int = 10) -> RetrievalScores:
     """Every image with a non-empty label that has at least one other such image is a query
     against all other images (exact inner-product search over L2-normalised vectors)."""
     labels_arr = np.array(labels, dtype=object)
-    counts: dict[str, int] = {}
-    for lab in labels:
-        if lab:
-            counts[lab] = counts.get(lab, 0) + 1
-    queries = [i for i, lab in enumerate(labels) if lab and counts[lab] > 1]
+    counts, queries = leave_one_out_queries(labels)
     ranked, qlabels, nrel = [], [], []
     for start in range(0, len(queries), 512):
         chunk = queries[start : start + 512]
