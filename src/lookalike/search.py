@@ -51,8 +51,8 @@ TURN_PENALTY = 0.05
 # instead (_tiny_hits), which found nearly as many and saves three embeddings (docs/quality.md).
 TURNED_MIN_SIDE = 64
 # Candidates ranked again under the library's whitening: re-ranking the cosine search's best
-# 100 / 200 kept tango_icons' and rltiles' gain but 0.661 / 0.671 of freeciv_flags' 0.680
-# (a whitened index would give 0.680); docs/quality.md, 'Learned whitening'.
+# 100 / 200 kept tango_icons' and rltiles' gain, and 0.651 / 0.659 of freeciv_flags' 0.665
+# with every image whitened (bench/whitening.py; docs/quality.md, 'Learned whitening').
 WHITENED_DEPTH = 200
 TIER_ORDER = {"exact": 0, "copy": 1, "similar": 2}
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
@@ -392,9 +392,8 @@ def _rank_whitened(
         return []
     scores = whitening.apply(vectors) @ whitening.apply(query[None, :])[0]
     cosine = dict(candidates)
-    # Copies by their score under the whitening too: sprite sheets of one body type are
-    # "copies" of dozens of others by cosine similarity (lpc_spritesheets mAP@10 0.516 ranked
-    # so, 0.131 with the copies in cosine order)
+    # Copies by their score under the whitening too, so that scores fall within a tier (sprite
+    # sheets of one body type are such "copies" of 6.5 others each, on lpc_spritesheets)
     order = sorted(range(len(ids)), key=lambda r: (cosine[int(ids[r])] < COPY_THRESHOLD, -scores[r]))  # fmt: skip
     return [(int(ids[r]), float(scores[r])) for r in order]
 

@@ -28,7 +28,7 @@ from .reembed import OriginalReader, _by_archive, _chunks, progress_bar
 from .sources.locate import ImageGone
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
-SAMPLE = 2000  # images whose edited views are embedded: ~4,000 embeddings, under a minute
+SAMPLE = 2000  # images whose edited views are embedded: 4,000 embeddings (60 s for LPC sheets)
 REFIT_GROWTH = 2.0  # learn again once the library holds this many times what it was learned on
 MAX_VECTORS = 20_000  # library vectors the mean and axes come from (100 MB of float32)
 BATCH = 32
