@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from lookalike.decode import BACKGROUND_RGB, to_rgb
+from lookalike.decode import BACKGROUND_RGB, decode_image, to_rgb
 from lookalike.embed.effnet_lite0 import SquarePreprocessor, colour_summary
 from lookalike.embed.registry import create_embedder
 from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
@@ -173,6 +173,58 @@ def test_tiers_exact_by_bytes_or_pixels_copy_and_similar(photo_library, library_
         assert top[0].tier == "copy" and top[0].score >= 0.98
         unrelated = searcher.search_vector(searcher.bytes_vector(encode(photo(99), "PNG")), 1)
         assert unrelated[0].tier == "similar"
+
+
+def _palette_sprite(palette: list[tuple[int, int, int]]) -> Image.Image:
+    """A 48x48 palette image whose pixels are indices 0-3: the same indices with another
+    palette is a palette swap (a recolour)."""
+    sprite = Image.new("P", (48, 48), 0)
+    for i in range(48):
+        for j in range(48):
+            sprite.putpixel((i, j), (i // 12 + j // 16) % 4)
+    sprite.putpalette([c for colour in palette for c in colour])
+    return sprite
+
+
+def test_a_palette_swap_has_other_pixels_but_a_resave_the_same(tmp_path):
+    red = _palette_sprite([(0, 0, 0), (200, 30, 30), (250, 120, 120), (90, 10, 10)])
+    blue = _palette_sprite([(0, 0, 0), (30, 30, 200), (120, 120, 250), (10, 10, 90)])
+    hashes = {
+        name: decode_image(encode(image, "PNG", **kw)).pixel_hash
+        for name, image, kw in [
+            ("red", red, {}),
+            ("red, other compression", red, {"compress_level": 1}),
+            ("blue", blue, {}),
+        ]
+    }
+    assert hashes["red"] == hashes["red, other compression"]
+    assert hashes["red"] != hashes["blue"]
+    transparent = red.copy()
+    transparent.info["transparency"] = 0
+    assert decode_image(encode(transparent, "PNG", transparency=0)).pixel_hash != hashes["red"]
+
+
+def test_a_palette_swap_is_not_an_exact_match_even_with_a_stale_pixel_hash(
+    run_cli, tmp_path, library_path
+):
+    folder = tmp_path / "sprites"
+    folder.mkdir()
+    _palette_sprite([(0, 0, 0), (200, 30, 30), (250, 120, 120), (90, 10, 10)]).save(folder / "red.png")  # fmt: skip
+    for seed in range(3):
+        photo(seed).save(folder / f"photo{seed}.png")
+    code, _, err = run_cli("index", folder)
+    assert code == 0, err
+    blue = encode(_palette_sprite([(0, 0, 0), (30, 30, 200), (120, 120, 250), (10, 10, 90)]), "PNG")
+    with Library.open(library_path, write=True) as library:
+        searcher = Searcher(library)
+        query = searcher.bytes_vector(blue)
+        top = searcher.search_vector(query, 1)[0]
+        assert top.record.first_place.source.endswith("red.png") and top.tier != "exact"
+        # a catalog written before palettes were hashed gave both one hash: still not exact
+        with library.catalog.transaction():
+            library.catalog.conn.execute("UPDATE images SET pixel_hash = ?", (query.pixel_hash,))
+        top = searcher.search_vector(query, 1)[0]
+        assert top.record.pixel_hash == query.pixel_hash and top.tier != "exact"
 
 
 def test_verification_finds_a_cropped_rotated_copy_and_where(photo_library, library_path):

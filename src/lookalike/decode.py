@@ -138,9 +138,16 @@ def decode_image(
 
 
 def pixel_hash(image: Image.Image) -> str:
-    """Same picture, same hash, whatever the file's bytes (compression level, metadata)."""
+    """Same picture, same hash, whatever the file's bytes (compression level, metadata).
+
+    A palette image's pixels are indices into its palette, so the palette and its transparent
+    entry are hashed too: a palette swap (a recolour, everywhere in game art) keeps every
+    index and is another picture."""
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{image.mode} {image.width}x{image.height} ".encode())
+    if image.mode in ("P", "PA"):
+        digest.update(bytes(image.getpalette() or ()))
+        digest.update(f" {image.info.get('transparency')!r} ".encode())
     digest.update(image.tobytes())
     return digest.hexdigest()
 

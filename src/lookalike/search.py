@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
 COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
+# The same pixels give the same vector; a pixel hash alone is not trusted further, because
+# catalogs from before the palette was hashed (decode.pixel_hash) gave palette swaps one hash
+EXACT_MIN_COSINE = 0.999
 CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after collapsing
 # A turned view's scores count for this much less than the query's own: without it, a plain
 # (unturned) copy of an arrow icon found the other arrows through their turns, and copy recall
@@ -355,11 +358,11 @@ def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
     record = hit.record
     if query.sha256 and record.sha256 == query.sha256:
         return "exact"
-    if query.pixel_hash and record.pixel_hash == query.pixel_hash:
+    cosine = hit.score if hit.cosine is None else hit.cosine
+    if query.pixel_hash and record.pixel_hash == query.pixel_hash and cosine >= EXACT_MIN_COSINE:
         return "exact"
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
-    cosine = hit.score if hit.cosine is None else hit.cosine
     return "copy" if cosine >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
 
 
