@@ -38,7 +38,6 @@ from .catalog.store import VECTOR_DTYPE, Catalog
 from .index.faiss_index import FaissIndex
 from .index.stores import StoreConfig, open_milvus
 from .index.tiny import TINY_LENGTH
-from .index.whitening import Whitening, WhiteningError
 from .library import (
     CATALOG_FILE,
     DOWNLOADS_DIR,
@@ -139,18 +138,7 @@ def _check(root: Path, report: CheckReport, *, files: bool) -> None:
 
 
 def _check_ranking(root: Path, catalog: Catalog, report: CheckReport) -> None:
-    path = root / WHITENING_FILE
-    why = None
-    if path.exists():
-        try:
-            learned_for = Whitening.load(path).model_id
-        except WhiteningError as exc:
-            why = str(exc)
-        else:
-            if learned_for != catalog.get_meta("model_id"):
-                why = f"{path.name} was learned for {learned_for}"
-    elif len(catalog.vector_ids()) >= tuning.MIN_IMAGES:
-        why = "no ranking learned (an interrupted `lookalike index`, or an older library)"
+    why = tuning.ranking_problem(root / WHITENING_FILE, catalog)
     if why:
         report.warning("ranking", f"{why}: search ranks by cosine similarity", repairable=True)
 

@@ -16,13 +16,15 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from .catalog.store import Catalog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import preprocess
-from .index.whitening import Whitening, learn_whitening
+from .index.whitening import Whitening, WhiteningError, learn_whitening
 from .library import Library
 from .reembed import OriginalReader, _by_archive, _chunks, progress_bar
 from .sources.locate import ImageGone
@@ -49,6 +51,20 @@ def due(library: Library) -> bool:
         return False
     current = library.whitening
     return current is None or size >= current.library_size * REFIT_GROWTH
+
+
+def ranking_problem(path: Path, catalog: Catalog) -> str | None:
+    """What is wrong with a library's learned ranking (`lookalike check`), or None."""
+    if path.exists():
+        try:
+            learned_for = Whitening.load(path).model_id
+        except WhiteningError as exc:
+            return str(exc)
+        if learned_for != catalog.get_meta("model_id"):
+            return f"{path.name} was learned for {learned_for}"
+    elif len(catalog.vector_ids()) >= MIN_IMAGES:
+        return "no ranking learned (an interrupted `lookalike index`, or an older library)"
+    return None
 
 
 def edited_views(image: Image.Image, rng: random.Random) -> list[Image.Image]:
