@@ -46,11 +46,16 @@ class TuneReport:
 
 def due(library: Library) -> bool:
     """Whether `lookalike index` should (re)learn the whitening now."""
-    size = len(library.catalog.vector_ids())
+    size = library.catalog.vector_count()
     if size < MIN_IMAGES:
         return False
     current = library.whitening
     return current is None or size >= current.library_size * REFIT_GROWTH
+
+
+def learn_if_due(library: Library, *, progress: bool | None = None) -> TuneReport | None:
+    """Learn the whitening when `due` says so (after indexing); None when it is not due."""
+    return tune(library, progress=progress) if due(library) else None
 
 
 def ranking_problem(path: Path, catalog: Catalog) -> str | None:
@@ -62,7 +67,7 @@ def ranking_problem(path: Path, catalog: Catalog) -> str | None:
             return str(exc)
         if learned_for != catalog.get_meta("model_id"):
             return f"{path.name} was learned for {learned_for}"
-    elif len(catalog.vector_ids()) >= MIN_IMAGES:
+    elif catalog.vector_count() >= MIN_IMAGES:
         return "no ranking learned (an interrupted `lookalike index`, or an older library)"
     return None
 
@@ -153,7 +158,7 @@ def tune(
         return report
     found, originals = catalog.vectors(ids)
     order = {image_id: row for row, image_id in enumerate(ids)}
-    rows = [order[int(i)] for i in found]  # catalog.vectors may return another order
+    rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
     views = [(originals, np.concatenate(v)[rows]) for v in view_vectors]
     pool = all_ids
     if len(pool) > MAX_VECTORS:

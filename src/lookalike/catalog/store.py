@@ -325,6 +325,10 @@ class Catalog(CatalogQueries):
         rows = self.conn.execute("SELECT image_id FROM vectors ORDER BY image_id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def vector_count(self) -> int:
+        """How many images have a vector, without reading their ids."""
+        return self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+
     def vectors(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids found, float32 matrix) for the given ids, in the order given."""
         wanted = [int(i) for i in ids]

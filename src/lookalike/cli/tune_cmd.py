@@ -33,7 +33,7 @@ def tune_cmd(obj, sample, seed, quiet):
     unreadable ones are skipped.
     """
     with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
-        if not len(library.catalog.vector_ids()):
+        if not library.catalog.vector_count():
             raise click.UsageError("the library has no images yet: index some first")
         return _tune(library, sample=sample, seed=seed, quiet=quiet)
 

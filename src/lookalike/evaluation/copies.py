@@ -27,8 +27,7 @@ from ..decode import decode_image
 from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
-from ..tuning import due
-from ..tuning import tune as tune_library
+from ..tuning import learn_if_due
 from .metrics import read_groundtruth
 from .retrieval import _ListedFiles
 
@@ -162,8 +161,8 @@ def evaluate_copies(
         root = Path(library_root) if library_root else Path(tmp) / "library"
         with Library.open(root, write=True, model=model, weights=weights) as library:
             Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
-            if tune and due(library):  # as `lookalike index` does
-                tune_library(library, progress=progress)
+            if tune:  # as `lookalike index` does
+                learn_if_due(library, progress=progress)
             report = _search_copies(
                 library, dataset, originals, held_out, indexed + held_out, rng, verify
             )

@@ -26,8 +26,7 @@ from ..library import Library
 from ..search import Searcher
 from ..sources.base import Source
 from ..sources.folder import FileItem
-from ..tuning import due
-from ..tuning import tune as tune_library
+from ..tuning import learn_if_due
 from .metrics import GroundTruthRow, read_groundtruth, score_rankings
 
 K = 10
@@ -109,8 +108,8 @@ def evaluate_retrieval(
             Indexer(library, progress=progress, **(indexer_options or {})).run(
                 [_ListedFiles(dataset, gallery)]
             )
-            if tune and due(library):  # as `lookalike index` does
-                tune_library(library, progress=progress)
+            if tune:  # as `lookalike index` does
+                learn_if_due(library, progress=progress)
             report = _score(library, dataset, gallery, queries, by, query_gallery)
     report.seconds = time.monotonic() - started
     return report

@@ -26,8 +26,7 @@ from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
 from ..tiles import find_tiles
-from ..tuning import due
-from ..tuning import tune as tune_library
+from ..tuning import learn_if_due
 from .metrics import read_groundtruth
 from .retrieval import _ListedFiles
 
@@ -100,8 +99,8 @@ def evaluate_sprites(
                 Indexer(library, tiles=tiles, progress=progress).run(
                     [_ListedFiles(dataset, chosen)]
                 )
-                if tune and due(library):  # as `lookalike index` does
-                    tune_library(library, progress=progress)
+                if tune:  # as `lookalike index` does
+                    learn_if_due(library, progress=progress)
                 report.images["tiled" if tiles else "whole"] = len(library.index)
                 report.model = library.embedder.model_id
                 for trim in (False, True):
