@@ -101,6 +101,17 @@ def test_copy_transforms_are_deterministic_and_all_there():
         assert word in notes
 
 
+def test_a_crop_is_never_background_alone():
+    """A tile drawn in one corner of a flat background: most crops of 50-90% would show only
+    background for some seeds, and such a "copy" is every blank tile. They are drawn again."""
+    tile = Image.new("RGB", (32, 32), (71, 108, 108))
+    ImageDraw.Draw(tile).rectangle((26, 26, 31, 31), fill=(200, 40, 40))
+    for seed in range(40):
+        data, note = make_copy(tile, "crop", random.Random(seed))
+        colours = Image.open(io.BytesIO(data)).convert("RGB").getcolors()
+        assert note.startswith("crop") and len(colours) > 1, seed
+
+
 def test_copy_eval_reports_every_transform(tmp_path):
     report = evaluate_copies(write_dataset(tmp_path / "set"), sample=4, seed=3)
     assert report.copies == 44 and {t.transform for t in report.per_transform} == set(TRANSFORMS)

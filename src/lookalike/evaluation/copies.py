@@ -35,6 +35,7 @@ TRANSFORMS = (
     "crop", "rescale", "jpeg", "colour", "hue", "grey", "flip", "rotate90", "text", "border",
     "combined",
 )  # fmt: skip
+CROP_TRIES = 10  # crops drawn before one that shows some of the picture is found
 
 
 def make_copy(image: Image.Image, transform: str, rng: random.Random) -> tuple[bytes, str]:
@@ -55,10 +56,16 @@ def make_copy(image: Image.Image, transform: str, rng: random.Random) -> tuple[b
 def _edit(image: Image.Image, name: str, rng: random.Random) -> tuple[Image.Image, str]:
     w, h = image.size
     if name == "crop":
-        fw, fh = rng.uniform(0.5, 0.9), rng.uniform(0.5, 0.9)
-        cw, ch = max(1, round(w * fw)), max(1, round(h * fh))
-        x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
-        return image.crop((x, y, x + cw, y + ch)), f"crop {fw:.0%}x{fh:.0%}"
+        # A crop of nothing but background (a 32 px tile's empty corner) is not a copy of the
+        # picture: it is every blank tile of the set, pixel for pixel. Drawn again.
+        for _ in range(CROP_TRIES):
+            fw, fh = rng.uniform(0.5, 0.9), rng.uniform(0.5, 0.9)
+            cw, ch = max(1, round(w * fw)), max(1, round(h * fh))
+            x, y = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            cropped = image.crop((x, y, x + cw, y + ch))
+            if not _one_colour(cropped):
+                break
+        return cropped, f"crop {fw:.0%}x{fh:.0%}"
     if name == "rescale":
         f = rng.uniform(0.25, 2.0)
         size = (max(1, round(w * f)), max(1, round(h * f)))
@@ -96,6 +103,10 @@ def _edit(image: Image.Image, name: str, rng: random.Random) -> tuple[Image.Imag
     if name == "jpeg":
         return image, ""
     raise ValueError(name)
+
+
+def _one_colour(image: Image.Image) -> bool:
+    return all(low == high for low, high in image.getextrema())
 
 
 def _encode(image: Image.Image, rng: random.Random, *, jpeg: bool) -> tuple[bytes, str]:
