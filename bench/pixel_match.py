@@ -85,8 +85,11 @@ def _similarity(v) -> float:
     return 1.0 if v.matched else -1.0
 
 
-def replay(queries: list[Query], match_threshold: float, rank_threshold: float) -> dict:
-    """search --verify's order for these thresholds: recall@1, copy-tier precision and recall."""
+def replay(
+    queries: list[Query], match_threshold: float, rank_threshold: float, weight: float = 0.0
+) -> dict:
+    """search --verify's order for these thresholds: recall@1, copy-tier precision and recall.
+    `weight`: hits ranked by pixels are ranked by similarity + weight x vector score."""
     found1, per_transform, right_tiers, wrong = [], defaultdict(list), 0, []
     for q in queries:
         if not q.candidates:
@@ -95,7 +98,7 @@ def replay(queries: list[Query], match_threshold: float, rank_threshold: float) 
         def order(c):
             similarity = c[2]
             group = 0 if similarity >= match_threshold else 1 if similarity >= rank_threshold else 2  # fmt: skip
-            return (group, -similarity if group < 2 else -c[1])
+            return (group, -(similarity + weight * c[1]) if group < 2 else -c[1])
 
         top = min(q.candidates, key=order)
         tiered = top[2] >= match_threshold
@@ -145,6 +148,10 @@ def main() -> None:
                 r = replay(queries, match_threshold, rank_threshold)
                 print(f"{match_threshold:.2f}   {rank_threshold:.2f}   {r['r1']:.3f}  "
                       f"{r['precision']:.3f}                {r['recall']:.3f}")  # fmt: skip
+        print("0.95 / 0.70, ranked by similarity + w x vector score: w, R@1, precision")
+        for weight in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3):
+            r = replay(queries, 0.95, 0.7, weight)
+            print(f"  {weight:.2f}  {r['r1']:.3f}  {r['precision']:.3f}")
         r = replay(queries, 0.95, 0.7)
         print("per transform (0.95 / 0.70):", {t: round(v, 2) for t, v in r["per_transform"].items()})  # fmt: skip
         for transform, original, top, similarity in r["wrong"]:

@@ -213,6 +213,36 @@ def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
     return image.crop(box) if box else image
 
 
+CHANNEL_WEIGHTS = (1.0, 0.5, 0.5)  # Y, Cb, Cr: JPEG keeps luminance best (tests, 40 framed icons)
+
+
+def strip_frame(image: Image.Image, tolerance: int = 16) -> Image.Image | None:
+    """The picture inside a frame of one colour (a border added around a copy), or None if
+    it has none on all four sides. The frame's colour is the median of the outermost pixels; a
+    row or column is frame while its pixels differ from it by `tolerance` or less on average,
+    in YCbCr with the colour channels at half weight: JPEG smears a saturated border's colour
+    by 50 and more, and its luminance far less."""
+    import numpy as np
+
+    ycc = np.asarray(to_rgb(image).convert("YCbCr"), dtype=np.float32)
+    ring = np.concatenate([ycc[0], ycc[-1], ycc[:, 0], ycc[:, -1]])
+    difference = np.abs(ycc - np.median(ring, axis=0)) * CHANNEL_WEIGHTS
+    difference = difference.max(axis=2)
+    rows = difference.mean(axis=1) <= tolerance
+    columns = difference.mean(axis=0) <= tolerance
+    if rows.all() or columns.all():
+        return None  # one colour all over
+
+    def depth(flags) -> int:  # leading rows (or columns) of frame
+        return int(np.argmin(flags))
+
+    top, bottom = depth(rows), depth(rows[::-1])
+    left, right = depth(columns), depth(columns[::-1])
+    if min(top, bottom, left, right) == 0:
+        return None
+    return to_rgb(image).crop((left, top, image.width - right, image.height - bottom))
+
+
 def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit and float greyscale -> L, scaled by the image's own range."""
     import numpy as np

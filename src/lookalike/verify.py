@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 
 from . import pixel_match
 from .catalog.web import DownloadLog
-from .decode import DecodeError, decode_image, to_rgb
+from .decode import DecodeError, decode_image, strip_frame, to_rgb
 from .index import tiny
 from .sources.locate import ImageGone, read_image_bytes
 
@@ -215,26 +215,42 @@ def tiny_candidates(
     exclude: int | None = None,
     allowed: np.ndarray | None = None,
 ) -> dict[int, ImageRecord]:
-    """More candidates for verification by pixels: the images whose tiny pictures correlate
-    best with the query's (index/tiny.py), less those in `known`, kept where either side is
-    under MIN_SIDE (larger pairs are the vector search's and the keypoints' business), best
-    first, with their records. These are copies the vector search ranks low: a 16 px icon
-    shrunk to 6 px or saved as JPEG at quality 10 (docs/quality.md)."""
+    """More candidates for verification by pixels, found by tiny pictures (index/tiny.py),
+    less those in `known`, kept where either side is under MIN_SIDE (larger pairs are the
+    vector search's and the keypoints' business), best first, with their records: the images
+    whose tiny pictures correlate best with the query's, or with the picture inside its frame
+    if it has one (a border added), then those a small query may be a crop of. These are
+    copies the vector search ranks low: a 16 px icon shrunk to 6 px or saved as JPEG at
+    quality 10, half a 32 px tile (docs/quality.md)."""
+    catalog, pictures = library.catalog, []
     if query.image is not None:
-        picture, size = tiny.tiny_picture(query.image), query.image.size
-    elif query.image_id is not None and (record := library.catalog.image(query.image_id)):
-        picture = library.catalog.tiny_picture(query.image_id)
-        size = (record.width, record.height)
-    else:
+        size = query.image.size
+        query_small = min(size) < MIN_SIDE
+        # (a large query's frame is not looked for: 20 ms on a 640 x 480 photo, and its
+        # tiny-picture candidates are only the few small images)
+        inside = strip_frame(query.image) if query_small else None
+        pictures = [tiny.tiny_picture(p) for p in (query.image, inside) if p is not None]
+    elif query.image_id is not None and (record := catalog.image(query.image_id)):
+        pictures = [catalog.tiny_picture(query.image_id)]
+        query_small = min(record.width or 0, record.height or 0) < MIN_SIDE
+    pictures = [p for p in pictures if p is not None]
+    if not pictures:
         return {}
-    if picture is None:
-        return {}
-    found = library.tiny_pictures.search(
-        library.catalog, picture, tiny.TINY_DEPTH, exclude=exclude, allowed=allowed
-    )
-    new = [i for i, _ in found if i not in known]
-    records = library.catalog.images(new)  # leaves out images deleted since
-    query_small = min(size[0] or 0, size[1] or 0) < MIN_SIDE
+    best: dict[int, float] = {}
+    for picture in pictures:
+        found = library.tiny_pictures.search(
+            catalog, picture, tiny.TINY_DEPTH, exclude=exclude, allowed=allowed
+        )
+        for i, score in found:
+            best[i] = max(score, best.get(i, -np.inf))
+    ranked = sorted(best, key=lambda i: -best[i])[: tiny.TINY_DEPTH]
+    if query_small and query.image is not None:  # only a small picture's crops are compared
+        within = library.tiny_pictures.search_within(
+            catalog, query.image, tiny.CROP_DEPTH, exclude=exclude, allowed=allowed
+        )
+        ranked += [i for i, _ in within]
+    new = list(dict.fromkeys(i for i in ranked if i not in known))
+    records = catalog.images(new)  # leaves out images deleted since
     return {i: records[i] for i in new if i in records and (query_small or _small(records[i]))}
 
 

@@ -143,13 +143,17 @@ class Catalog(CatalogQueries):
         )
         return [r[0] for r in rows]
 
-    def tiny_pictures(self, *, after_id: int = 0) -> tuple[np.ndarray, list[bytes]]:
-        """Ids and tiny pictures of the images after `after_id` that have one."""
+    def tiny_pictures(self, *, after_id: int = 0) -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+        """Ids, sizes (width, height; 0 where unknown) and tiny pictures of the images after
+        `after_id` that have one."""
         rows = self.conn.execute(
-            "SELECT id, tiny FROM images WHERE id > ? AND tiny IS NOT NULL ORDER BY id",
+            "SELECT id, width, height, tiny FROM images"
+            " WHERE id > ? AND tiny IS NOT NULL ORDER BY id",
             (after_id,),
         ).fetchall()
-        return np.array([r[0] for r in rows], dtype=np.int64), [r[1] for r in rows]
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        sizes = np.array([(r[1] or 0, r[2] or 0) for r in rows], dtype=np.int32).reshape(-1, 2)
+        return ids, sizes, [r[3] for r in rows]
 
     def tiny_picture(self, image_id: int) -> bytes | None:
         row = self.conn.execute("SELECT tiny FROM images WHERE id = ?", (image_id,)).fetchone()

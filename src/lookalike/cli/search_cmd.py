@@ -39,7 +39,8 @@ from ..search import QueryResult, Searcher, hit_to_dict
     help="Find edited copies: the best hits are checked with local features + RANSAC "
     "(pictures under 64 px: pixel by pixel, in every crop, frame, mirror and turn); the query "
     "is also searched turned by 90/180/270 degrees (under 64 px: by its 12x12 tiny picture, "
-    "in every mirror and turn). Verified copies come first, with the matched region and how "
+    "in every mirror and turn, by the picture inside a one-colour border, and as a crop of "
+    "larger pictures). Verified copies come first, with the matched region and how "
     "much of the image it covers.",
 )
 @click.option(

@@ -19,6 +19,7 @@ for 100,000, 0.25 s for a million (`python bench/tiny_pictures.py --scale N`; 14
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 
@@ -29,6 +30,9 @@ from ..decode import to_rgb
 
 TINY_SIDE = 12  # 8, 12 and 16 found the same originals; 12 a few more (docs/quality.md)
 TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in the first 5
+CROP_DEPTH = 5  # and candidates the query may be a crop of (search_within)
+MIN_CROP_CELLS = 3  # a crop covering fewer cells a side is not looked for
+MIN_WINDOW_SPREAD = 16.0  # variance per cell, in stored units (±127), of a window not flat
 # A mirrored or turned match counts for this much less, as in pixel_match.SYMMETRY_PENALTY.
 SYMMETRY_PENALTY = 0.02
 _SCALE = 127  # int8 storage: the largest component is stored as ±127
@@ -98,11 +102,13 @@ class TinyPictures:
                 and seen[1] > previous[1]
                 and seen[0] - previous[0] == seen[1] - previous[1]
             )
-            ids, blobs = catalog.tiny_pictures(after_id=previous[1] if grown else 0)
+            ids, sizes, blobs = catalog.tiny_pictures(after_id=previous[1] if grown else 0)
             whole = [len(b) == TINY_LENGTH for b in blobs]  # a damaged row is skipped, not fatal
-            ids, blobs = ids[whole], [b for b, ok in zip(blobs, whole) if ok]
+            ids, sizes = ids[whole], sizes[whole]
+            blobs = [b for b, ok in zip(blobs, whole) if ok]
             rows = np.frombuffer(b"".join(blobs), dtype=np.int8).reshape(len(ids), TINY_LENGTH)
-            segments = (*self._segments, _Segment.of(ids, rows)) if grown else (_Segment.of(ids, rows),)  # fmt: skip
+            segment = _Segment.of(ids, rows, sizes)
+            segments = (*self._segments, segment) if grown else (segment,)
             if len(segments) > _MAX_SEGMENTS:  # many small additions (uploads): merge them
                 segments = (_Segment.merged(segments),)
             self._segments, self._seen = segments, seen
@@ -125,35 +131,137 @@ class TinyPictures:
         queries = symmetries(tiny).T  # (TINY_SIDE², 8)
         ids = np.concatenate([s.ids for s in segments])
         best = np.concatenate([s.best(queries) for s in segments])
-        if exclude is not None:
-            best[ids == exclude] = -np.inf
-        if allowed is not None:
-            best[~np.isin(ids, allowed)] = -np.inf
-        k = min(k, len(best))
-        if k == 0:
+        return _best(ids, best, k, exclude, allowed)
+
+    def search_within(
+        self,
+        catalog,
+        image: Image.Image,
+        k: int = CROP_DEPTH,
+        *,
+        exclude: int | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """The `k` images that `image` looks most like a part of (a crop): in each symmetry,
+        the picture is reduced to the cells it would cover in a larger image's tiny picture,
+        were it an unscaled crop of it, and slid over that tiny picture; (id, best
+        correlation, less SYMMETRY_PENALTY unless as it is), best first. Only images larger
+        than the picture, and crops of MIN_CROP_CELLS cells a side or more, are searched."""
+        self.refresh(catalog)
+        grey = to_rgb(image).convert("L")
+        views = [grey] + [grey.transpose(t) for t in _TRANSPOSES]
+        ids, scores = [], []
+        for segment in self._segments:
+            ids.append(segment.ids)
+            scores.append(segment.best_within(views))
+        if not ids:
             return []
-        top = np.argpartition(-best, k - 1)[:k]
-        top = top[np.argsort(-best[top])]
-        return [(int(ids[i]), float(best[i])) for i in top if np.isfinite(best[i])]
+        return _best(np.concatenate(ids), np.concatenate(scores), k, exclude, allowed)
 
 
+# The seven symmetries besides the identity, as PIL transposes (a turn swaps width and height).
+_TRANSPOSES = tuple(Image.Transpose)
 _MAX_SEGMENTS = 16
 
 
-class _Segment:
-    """Tiny pictures read together: ids, int8 rows, and each row's 1 / length."""
+def _best(ids, scores, k, exclude, allowed) -> list[tuple[int, float]]:
+    """The `k` best-scoring (id, score), best first, less `exclude`, within `allowed`."""
+    if exclude is not None:
+        scores[ids == exclude] = -np.inf
+    if allowed is not None:
+        scores[~np.isin(ids, allowed)] = -np.inf
+    k = min(k, len(scores))
+    if k <= 0:
+        return []
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top])]
+    return [(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
-    def __init__(self, ids: np.ndarray, rows: np.ndarray, inverse_norms: np.ndarray):
-        self.ids, self.rows, self.inverse_norms = ids, rows, inverse_norms
+
+def _crop_template(view: Image.Image, cells_w: int, cells_h: int) -> np.ndarray | None:
+    """The picture as `cells_w` x `cells_h` tiny-picture cells, minus its mean, unit length
+    (None if flat)."""
+    values = np.asarray(view.resize((cells_w, cells_h), Image.Resampling.BOX), np.float32)
+    values = values - values.mean()
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm > 1e-3 else None
+
+
+@functools.lru_cache(maxsize=256)
+def _windows(cells_w: int, cells_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """The places a cells_w x cells_h window fits in a TINY_SIDE square: for each, the flat
+    indices of its cells (places x cells), and the window's indicator (TINY_LENGTH x places)."""
+    corners = [y * TINY_SIDE + x for y in range(TINY_SIDE - cells_h + 1) for x in range(TINY_SIDE - cells_w + 1)]  # fmt: skip
+    offsets = [y * TINY_SIDE + x for y in range(cells_h) for x in range(cells_w)]
+    cells = np.add.outer(np.array(corners), np.array(offsets))
+    indicator = np.zeros((len(corners), TINY_LENGTH), np.float32)
+    indicator[np.arange(len(corners))[:, None], cells] = 1.0
+    return cells, indicator.T
+
+
+def _placed(template: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """The template at each place (TINY_LENGTH x places)."""
+    placed = np.zeros((len(cells), TINY_LENGTH), np.float32)
+    placed[np.arange(len(cells))[:, None], cells] = template.ravel()[None, :]
+    return placed.T
+
+
+class _Segment:
+    """Tiny pictures read together: ids, int8 rows, each row's 1 / length, and the images'
+    sizes (width, height)."""
+
+    def __init__(self, ids, rows, inverse_norms, sizes):
+        self.ids, self.rows, self.inverse_norms, self.sizes = ids, rows, inverse_norms, sizes
 
     @classmethod
-    def of(cls, ids: np.ndarray, rows: np.ndarray) -> _Segment:
+    def of(cls, ids: np.ndarray, rows: np.ndarray, sizes: np.ndarray) -> _Segment:
         norms = np.sqrt(np.einsum("ij,ij->i", rows, rows, dtype=np.float32))
-        return cls(ids, rows, 1.0 / np.maximum(norms, 1e-6))
+        return cls(ids, rows, 1.0 / np.maximum(norms, 1e-6), sizes)
 
     @classmethod
     def merged(cls, segments) -> _Segment:
-        return cls(*(np.concatenate([getattr(s, f) for s in segments]) for f in ("ids", "rows", "inverse_norms")))  # fmt: skip
+        return cls(*(np.concatenate([getattr(s, f) for s in segments]) for f in ("ids", "rows", "inverse_norms", "sizes")))  # fmt: skip
+
+    def best_within(self, views: list[Image.Image]) -> np.ndarray:
+        """Each row's best normalised correlation with any of `views` (the query's
+        symmetries, the first as it is) placed anywhere inside it, at the scale an unscaled
+        crop of the view's size has in that image; -inf where no view fits. The templates are
+        zero-mean, so one's inner product with a window is their covariance; the windows'
+        sums and sums of squares give their spread, computed once for all views of a shape."""
+        best = np.full(len(self.ids), -np.inf, dtype=np.float32)
+        widths, heights = self.sizes[:, 0], self.sizes[:, 1]
+        shapes: dict[tuple[int, int], list] = {}  # (cells_w, cells_h) -> [(view, template, rows)]
+        for n, view in enumerate(views):
+            width, height = view.size
+            cells_w = np.rint(TINY_SIDE * width / np.maximum(widths, 1)).astype(np.int32)
+            cells_h = np.rint(TINY_SIDE * height / np.maximum(heights, 1)).astype(np.int32)
+            fits = (width <= widths) & (height <= heights) & ((width < widths) | (height < heights))  # fmt: skip
+            fits &= (cells_w >= MIN_CROP_CELLS) & (cells_h >= MIN_CROP_CELLS)
+            fits &= (cells_w < TINY_SIDE) | (cells_h < TINY_SIDE)
+            keys = cells_w * TINY_SIDE * 2 + cells_h
+            for key in np.unique(keys[fits]):
+                cw, ch = divmod(int(key), TINY_SIDE * 2)
+                template = _crop_template(view, cw, ch)
+                if template is not None:
+                    shapes.setdefault((cw, ch), []).append((n, template, fits & (keys == key)))
+        for (cw, ch), entries in shapes.items():
+            cells, indicator = _windows(cw, ch)
+            placed = np.hstack([_placed(template, cells) for _, template, _ in entries])
+            penalties = np.array([SYMMETRY_PENALTY if n else 0.0 for n, _, _ in entries], np.float32)  # fmt: skip
+            fitting = np.stack([rows for _, _, rows in entries], axis=1)  # rows x views
+            members = np.flatnonzero(fitting.any(axis=1))
+            for start in range(0, len(members), _CHUNK):
+                chunk = members[start : start + _CHUNK]
+                rows = self.rows[chunk].astype(np.float32)
+                sums = rows @ indicator
+                spread = (rows * rows) @ indicator - sums * sums / float(cw * ch)
+                # A (nearly) flat window matches nothing: its spread is lost to rounding
+                inverse = np.where(spread > MIN_WINDOW_SPREAD * cw * ch, 1.0 / np.sqrt(np.maximum(spread, 1e-6)), 0.0)  # fmt: skip
+                scores = (rows @ placed).reshape(len(chunk), len(entries), -1)
+                scores = (scores * inverse[:, None, :]).max(axis=2) - penalties
+                scores[~fitting[chunk]] = -np.inf
+                best[chunk] = np.maximum(best[chunk], scores.max(axis=1))
+        return best
 
     def best(self, queries: np.ndarray) -> np.ndarray:
         """Each row's best correlation with the query's symmetries (columns of `queries`)."""
