@@ -294,7 +294,9 @@ class Searcher:
         else:
             hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
         if verify:  # and hits that only tiny pictures found, verified too, sorted in below
-            extra = self._tiny_hits(query, hits, vectors, exclude, allowed, pushed)
+            extra = self._tiny_hits(query, hits, checked, vectors, exclude, allowed, pushed)
+            found_again = {h.id for h in extra}  # ranked below `checked`: verified after all
+            hits = hits[:checked] + [h for h in hits[checked:] if h.id not in found_again]
             verify_hits(self.library, query, hits[:checked] + extra)
             hits += extra
         for hit in hits:
@@ -307,12 +309,14 @@ class Searcher:
             hits.sort(key=verified_order)
         return hits[offset:want]
 
-    def _tiny_hits(self, query, hits, vectors, exclude, allowed, pushed) -> list[Hit]:
-        """Candidates for verification by pixels that the vector search missed, found by their
-        tiny pictures (verify.tiny_candidates), each with its vector score as a hit."""
+    def _tiny_hits(self, query, hits, checked, vectors, exclude, allowed, pushed) -> list[Hit]:
+        """Candidates for verification by pixels that the vector search left out of its
+        `checked` best hits, found by their tiny pictures (verify.tiny_candidates), each with
+        its vector score as a hit. (A hit ranked below those is not verified, so the tiny
+        pictures may bring it again: asking for more results must not find fewer copies.)"""
         from .verify import tiny_candidates
 
-        known = {h.id for hit in hits for h in (hit, *hit.duplicates)}
+        known = {h.id for h in hits[:checked]} | {d.id for hit in hits for d in hit.duplicates}
         if pushed is not None:  # the store applies filters itself; tiny pictures need the ids
             allowed = self.library.catalog.filter_ids(pushed)
         records = tiny_candidates(self.library, query, known, exclude=exclude, allowed=allowed)
