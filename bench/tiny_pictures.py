@@ -135,7 +135,7 @@ def scale(n: int) -> None:
             pictures.search_within(catalog, crop)
             seconds.append(time.perf_counter() - start)
         ms = np.array(seconds) * 1000
-        print(f"  search_within (a 20 x 18 crop of 32 px tiles, 8 symmetries): p50 "
+        print(f"  search_within (a 20 x 18 crop of 32 px tiles; CROP_BUDGET {tiny.CROP_BUDGET:,}): p50 "
               f"{np.percentile(ms, 50):.1f} ms, max {ms.max():.1f} ms")  # fmt: skip
         catalog.close()
 

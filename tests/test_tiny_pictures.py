@@ -360,3 +360,32 @@ def test_asking_for_more_results_finds_the_same_copies(icon_library, monkeypatch
             assert len({h.id for h in ten}) == len(ten)  # none listed twice
             compared += 1
     assert compared >= 6  # measured: 7 (the rest are not found first as copies)
+
+
+def test_the_crop_search_narrows_in_large_libraries(icon_library, monkeypatch):
+    """CROP_BUDGET bounds images x symmetries: past it, a crop is looked for only as it is
+    and mirrored, then only as it is, then not at all."""
+    root, folder = icon_library
+    name, crop = next(crops_of(folder, random.Random(5)))
+    turned = crop.transpose(Image.Transpose.ROTATE_90)
+    with Library.open(root) as library:
+        catalog, pictures = library.catalog, library.tiny_pictures
+        pictures.refresh(catalog)
+        original = next(i for i, r in catalog.images(catalog.vector_ids()).items() if r.first_place.source.endswith(name))  # fmt: skip
+        def fitting_images(picture) -> int:  # images the picture may be a crop of
+            return sum(int(s.fits(picture)[0].sum()) for s in pictures._segments)
+
+        fitting = fitting_images(crop)
+        assert fitting >= 5 and fitting == fitting_images(turned)  # square icons
+
+        def found(picture) -> bool:  # first
+            return [i for i, _ in pictures.search_within(catalog, picture, 1)] == [original]
+
+        mirrored = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        assert found(crop) and found(mirrored) and found(turned)  # all 8 symmetries
+        monkeypatch.setattr(tiny, "CROP_BUDGET", 2 * fitting)  # as it is and mirrored
+        assert found(crop) and found(mirrored) and not found(turned)
+        monkeypatch.setattr(tiny, "CROP_BUDGET", fitting)  # only as it is
+        assert found(crop) and not found(mirrored)
+        monkeypatch.setattr(tiny, "CROP_BUDGET", fitting - 1)
+        assert pictures.search_within(catalog, crop, 60) == []

@@ -32,6 +32,9 @@ TINY_SIDE = 12  # 8, 12 and 16 found the same originals; 12 a few more (docs/qua
 TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in the first 5
 CROP_DEPTH = 5  # and candidates the query may be a crop of (search_within)
 MIN_CROP_CELLS = 3  # a crop covering fewer cells a side is not looked for
+# Images x symmetries compared by one crop search, at most: 10,000 small pictures in all 8
+# symmetries, 40,000 in 2, 80,000 as they are; none beyond (bench/tiny_pictures.py --scale)
+CROP_BUDGET = 80_000
 MIN_WINDOW_SPREAD = 16.0  # variance per cell, in stored units (±127), of a window not flat
 # A mirrored or turned match counts for this much less, as in pixel_match.SYMMETRY_PENALTY.
 SYMMETRY_PENALTY = 0.02
@@ -149,7 +152,13 @@ class TinyPictures:
         than the picture, and crops of MIN_CROP_CELLS cells a side or more, are searched."""
         self.refresh(catalog)
         grey = to_rgb(image).convert("L")
-        views = [grey] + [grey.transpose(t) for t in _TRANSPOSES]
+        # Its time grows with images x symmetries: in a large library of small pictures,
+        # only the picture and its mirror image, then only the picture, then nothing.
+        fitting = sum(int(segment.fits(grey)[0].sum()) for segment in self._segments)
+        symmetries = next((n for n in (8, 2, 1) if fitting * n <= CROP_BUDGET), 0)
+        if not symmetries:
+            return []
+        views = [grey] + [grey.transpose(t) for t in _TRANSPOSES[: symmetries - 1]]
         ids, scores = [], []
         for segment in self._segments:
             ids.append(segment.ids)
@@ -229,15 +238,9 @@ class _Segment:
         zero-mean, so one's inner product with a window is their covariance; the windows'
         sums and sums of squares give their spread, computed once for all views of a shape."""
         best = np.full(len(self.ids), -np.inf, dtype=np.float32)
-        widths, heights = self.sizes[:, 0], self.sizes[:, 1]
         shapes: dict[tuple[int, int], list] = {}  # (cells_w, cells_h) -> [(view, template, rows)]
         for n, view in enumerate(views):
-            width, height = view.size
-            cells_w = np.rint(TINY_SIDE * width / np.maximum(widths, 1)).astype(np.int32)
-            cells_h = np.rint(TINY_SIDE * height / np.maximum(heights, 1)).astype(np.int32)
-            fits = (width <= widths) & (height <= heights) & ((width < widths) | (height < heights))  # fmt: skip
-            fits &= (cells_w >= MIN_CROP_CELLS) & (cells_h >= MIN_CROP_CELLS)
-            fits &= (cells_w < TINY_SIDE) | (cells_h < TINY_SIDE)
+            fits, cells_w, cells_h = self.fits(view)
             keys = cells_w * TINY_SIDE * 2 + cells_h
             for key in np.unique(keys[fits]):
                 cw, ch = divmod(int(key), TINY_SIDE * 2)
@@ -253,7 +256,7 @@ class _Segment:
             for start in range(0, len(members), _CHUNK):
                 chunk = members[start : start + _CHUNK]
                 rows = self.rows[chunk].astype(np.float32)
-                sums = rows @ indicator
+                sums = rows @ indicator  # (matrix products: faster here than integral images)
                 spread = (rows * rows) @ indicator - sums * sums / float(cw * ch)
                 # A (nearly) flat window matches nothing: its spread is lost to rounding
                 inverse = np.where(spread > MIN_WINDOW_SPREAD * cw * ch, 1.0 / np.sqrt(np.maximum(spread, 1e-6)), 0.0)  # fmt: skip
@@ -262,6 +265,19 @@ class _Segment:
                 scores[~fitting[chunk]] = -np.inf
                 best[chunk] = np.maximum(best[chunk], scores.max(axis=1))
         return best
+
+    def fits(self, view: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which rows' images `view` may be an unscaled crop of (larger, and covering at least
+        MIN_CROP_CELLS cells a side of their tiny pictures), and the cells it covers across
+        and down in each."""
+        width, height = view.size
+        widths, heights = self.sizes[:, 0], self.sizes[:, 1]
+        cells_w = np.rint(TINY_SIDE * width / np.maximum(widths, 1)).astype(np.int32)
+        cells_h = np.rint(TINY_SIDE * height / np.maximum(heights, 1)).astype(np.int32)
+        fits = (width <= widths) & (height <= heights) & ((width < widths) | (height < heights))
+        fits &= (cells_w >= MIN_CROP_CELLS) & (cells_h >= MIN_CROP_CELLS)
+        fits &= (cells_w < TINY_SIDE) | (cells_h < TINY_SIDE)
+        return fits, cells_w, cells_h
 
     def best(self, queries: np.ndarray) -> np.ndarray:
         """Each row's best correlation with the query's symmetries (columns of `queries`)."""
