@@ -372,6 +372,7 @@ def test_the_crop_search_narrows_in_large_libraries(icon_library, monkeypatch):
         catalog, pictures = library.catalog, library.tiny_pictures
         pictures.refresh(catalog)
         original = next(i for i, r in catalog.images(catalog.vector_ids()).items() if r.first_place.source.endswith(name))  # fmt: skip
+
         def fitting_images(picture) -> int:  # images the picture may be a crop of
             return sum(int(s.fits(picture)[0].sum()) for s in pictures._segments)
 

@@ -213,7 +213,8 @@ def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
     return image.crop(box) if box else image
 
 
-CHANNEL_WEIGHTS = (1.0, 0.5, 0.5)  # Y, Cb, Cr: JPEG keeps luminance best (tests, 40 framed icons)
+# Y, Cb, Cr in strip_frame: JPEG keeps luminance best (docs/quality.md, "crops and borders")
+CHANNEL_WEIGHTS = (1.0, 0.5, 0.5)
 
 
 def strip_frame(image: Image.Image, tolerance: int = 16) -> Image.Image | None:

@@ -1,0 +1,55 @@
+"""What each source of copy candidates adds to `lookalike eval --copies --verify`.
+
+Runs the copy evaluation (same copies, same seed) with the candidates of small pictures found
+inside a frame (decode.strip_frame) and as crops (TinyPictures.search_within) switched off or
+on, in this process, one variant at a time, and prints recall@1, the copy tier's precision and
+recall, and the time per query:
+
+    python bench/copy_candidates.py ../shared/bench-data/rltiles ../shared/bench-data/tango_icons
+    python bench/copy_candidates.py --variants both --crop-depth 10 ../shared/bench-data/rltiles
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from lookalike import verify
+from lookalike.evaluation.copies import evaluate_copies
+from lookalike.index import tiny
+
+VARIANTS = ("neither", "frame", "crops", "both")
+
+
+def run(dataset: Path, variant: str, crop_depth: int, sample: int, seed: int) -> None:
+    strip_frame, depth = verify.strip_frame, tiny.CROP_DEPTH
+    try:
+        if variant in ("neither", "crops"):
+            verify.strip_frame = lambda image: None
+        tiny.CROP_DEPTH = crop_depth if variant in ("crops", "both") else 0
+        report = evaluate_copies(dataset, sample=sample, seed=seed, verify=True)
+    finally:
+        verify.strip_frame, tiny.CROP_DEPTH = strip_frame, depth
+    tiers, ms = report.tiers, report.query_ms
+    per = " ".join(f"{t.transform} {t.recall_at_1:.2f}" for t in report.per_transform)
+    print(f"{dataset.name:14s} {variant:8s} (crops' best {crop_depth}): R@1 "
+          f"{report.recall_at_1:.4f}, copy tier {tiers['copy_tier_precision']:.4f} / "
+          f"{tiers['copy_tier_recall']:.4f}, p50 {ms['p50']:.1f} ms, p99 {ms['p99']:.1f} ms"
+          f"\n    {per}", flush=True)  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("datasets", nargs="+", type=Path)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
+    parser.add_argument("--crop-depth", type=int, default=tiny.CROP_DEPTH)
+    parser.add_argument("--sample", type=int, default=100)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    for dataset in args.datasets:
+        for variant in args.variants:
+            run(dataset.resolve(), variant, args.crop_depth, args.sample, args.seed)
+
+
+if __name__ == "__main__":
+    main()
