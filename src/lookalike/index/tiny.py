@@ -155,21 +155,20 @@ class TinyPictures:
         correlation, less SYMMETRY_PENALTY unless as it is), best first. Only images larger
         than the picture, and crops of MIN_CROP_CELLS cells a side or more, are searched."""
         self.refresh(catalog)
+        segments = self._segments  # one state throughout, as another thread may refresh
+        if not segments:
+            return []
         grey = to_rgb(image).convert("L")
         # Its time grows with images x symmetries: in a large library of small pictures,
         # only the picture and its mirror image, then only the picture, then nothing.
-        fitting = sum(int(segment.fits(grey)[0].sum()) for segment in self._segments)
+        fitting = sum(int(segment.fits(grey)[0].sum()) for segment in segments)
         symmetries = next((n for n in (8, 2, 1) if fitting * n <= CROP_BUDGET), 0)
         if not symmetries:
             return []
         views = [grey] + [grey.transpose(t) for t in _TRANSPOSES[: symmetries - 1]]
-        ids, scores = [], []
-        for segment in self._segments:
-            ids.append(segment.ids)
-            scores.append(segment.best_within(views))
-        if not ids:
-            return []
-        return _best(np.concatenate(ids), np.concatenate(scores), k, exclude, allowed)
+        ids = np.concatenate([segment.ids for segment in segments])
+        scores = np.concatenate([segment.best_within(views) for segment in segments])
+        return _best(ids, scores, k, exclude, allowed)
 
 
 # The seven symmetries besides the identity, as PIL transposes (a turn swaps width and height).
