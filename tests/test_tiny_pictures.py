@@ -395,3 +395,17 @@ def test_the_crop_search_narrows_in_large_libraries(icon_library, monkeypatch):
         assert found(crop) and not found(mirrored)
         monkeypatch.setattr(tiny, "CROP_BUDGET", fitting - 1)
         assert pictures.search_within(catalog, crop, 60) == []
+
+
+def test_degenerate_queries_find_no_crops(icon_library):
+    """A flat picture, a 1 px one, or one as large as every image: nothing to slide."""
+    root, _ = icon_library
+    with Library.open(root) as library:
+        catalog, pictures = library.catalog, library.tiny_pictures
+        for picture in (
+            Image.new("RGB", (12, 12), (80, 80, 80)),
+            Image.new("RGB", (1, 1), (255, 0, 0)),
+            make_icon(9, 40),
+        ):
+            assert pictures.search_within(catalog, picture) == []
+        assert strip_frame(Image.new("RGB", (1, 1), (0, 0, 0))) is None
