@@ -40,7 +40,8 @@ MIN_CROP_CELLS = 3  # a crop covering fewer cells a side is not looked for
 # symmetries, 40,000 in 2, 80,000 as they are; none beyond (bench/tiny_pictures.py --scale)
 CROP_BUDGET = 80_000
 MIN_WINDOW_SPREAD = 16.0  # variance per cell, in stored units (±127), of a window not flat
-# A mirrored or turned match counts for this much less, as in pixel_match.SYMMETRY_PENALTY.
+# A mirrored or turned match counts for this much less (for candidates only; the pixel
+# comparison that decides has its own, smaller pixel_match.SYMMETRY_PENALTY).
 SYMMETRY_PENALTY = 0.02
 _SCALE = 127  # int8 storage: the largest component is stored as ±127
 TINY_LENGTH = TINY_SIDE * TINY_SIDE  # bytes of one tiny picture
@@ -206,9 +207,7 @@ def _windows(cells_w: int, cells_h: int) -> tuple[np.ndarray, np.ndarray]:
     corners = [y * TINY_SIDE + x for y in range(TINY_SIDE - cells_h + 1) for x in range(TINY_SIDE - cells_w + 1)]  # fmt: skip
     offsets = [y * TINY_SIDE + x for y in range(cells_h) for x in range(cells_w)]
     cells = np.add.outer(np.array(corners), np.array(offsets))
-    indicator = np.zeros((len(corners), TINY_LENGTH), np.float32)
-    indicator[np.arange(len(corners))[:, None], cells] = 1.0
-    return cells, indicator.T
+    return cells, _placed(np.ones(len(offsets), np.float32), cells)
 
 
 def _placed(template: np.ndarray, cells: np.ndarray) -> np.ndarray:
