@@ -6,7 +6,11 @@ on, in this process, one variant at a time, and prints recall@1, the copy tier's
 recall, and the time per query:
 
     python bench/copy_candidates.py ../shared/bench-data/rltiles ../shared/bench-data/tango_icons
-    python bench/copy_candidates.py --variants both --crop-depth 10 ../shared/bench-data/rltiles
+    python bench/copy_candidates.py ../shared/bench-data/rltiles --variants both --crop-depth 10
+    python bench/copy_candidates.py ../shared/bench-data/tango_icons --variants both --symmetry-penalty 0.01
+
+(--symmetry-penalty: pixel_match.SYMMETRY_PENALTY, the mirror-and-turn penalty of the pixel
+comparison.)
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lookalike import verify
+from lookalike import pixel_match, verify
 from lookalike.evaluation.copies import evaluate_copies
 from lookalike.index import tiny
 
@@ -43,9 +47,12 @@ def main() -> None:
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--crop-depth", type=int, default=tiny.CROP_DEPTH)
+    parser.add_argument("--symmetry-penalty", type=float, default=pixel_match.SYMMETRY_PENALTY)
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    pixel_match.SYMMETRY_PENALTY = args.symmetry_penalty
+    print(f"pixel_match.SYMMETRY_PENALTY {pixel_match.SYMMETRY_PENALTY}")
     for dataset in args.datasets:
         for variant in args.variants:
             run(dataset.resolve(), variant, args.crop_depth, args.sample, args.seed)
