@@ -8,9 +8,13 @@ recall, and the time per query:
     python bench/copy_candidates.py ../shared/bench-data/rltiles ../shared/bench-data/tango_icons
     python bench/copy_candidates.py ../shared/bench-data/rltiles --variants both --crop-depth 10
     python bench/copy_candidates.py ../shared/bench-data/tango_icons --variants both --symmetry-penalty 0.01
+    python bench/copy_candidates.py ../shared/bench-data/rltiles --variants both --colour-penalty 0
 
-(--symmetry-penalty: pixel_match.SYMMETRY_PENALTY, the mirror-and-turn penalty of the pixel
-comparison.)
+The other settings, each the module constant of that name: --symmetry-penalty and
+--colour-penalty (pixel_match: what a mirror or turn costs, what colours a hue-keeping edit
+cannot explain cost in the order of copies), --offset-depth (tiny: candidates found only by
+laying a crop off the cells' edges), --hue-depth (tiny: candidates found by the query's hue
+turned), --rank-threshold (pixel_match: pixel similarity from which hits are ranked by it).
 """
 
 from __future__ import annotations
@@ -26,14 +30,17 @@ VARIANTS = ("neither", "frame", "crops", "both")
 
 
 def run(dataset: Path, variant: str, crop_depth: int, sample: int, seed: int) -> None:
-    strip_frame, depth = verify.strip_frame, tiny.CROP_DEPTH
+    strip_frame, depth, offset_depth = verify.strip_frame, tiny.CROP_DEPTH, tiny.OFFSET_DEPTH
     try:
         if variant in ("neither", "crops"):
             verify.strip_frame = lambda image: None
-        tiny.CROP_DEPTH = crop_depth if variant in ("crops", "both") else 0
+        if variant not in ("crops", "both"):
+            tiny.CROP_DEPTH = tiny.OFFSET_DEPTH = 0
+        else:
+            tiny.CROP_DEPTH = crop_depth
         report = evaluate_copies(dataset, sample=sample, seed=seed, verify=True)
     finally:
-        verify.strip_frame, tiny.CROP_DEPTH = strip_frame, depth
+        verify.strip_frame, tiny.CROP_DEPTH, tiny.OFFSET_DEPTH = strip_frame, depth, offset_depth
     tiers, ms = report.tiers, report.query_ms
     per = " ".join(f"{t.transform} {t.recall_at_1:.2f}" for t in report.per_transform)
     print(f"{dataset.name:14s} {variant:8s} (crops' best {crop_depth}): R@1 "
@@ -48,11 +55,20 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--crop-depth", type=int, default=tiny.CROP_DEPTH)
     parser.add_argument("--symmetry-penalty", type=float, default=pixel_match.SYMMETRY_PENALTY)
+    parser.add_argument("--colour-penalty", type=float, default=pixel_match.COLOUR_PENALTY)
+    parser.add_argument("--rank-threshold", type=float, default=pixel_match.RANK_THRESHOLD)
+    parser.add_argument("--offset-depth", type=int, default=tiny.OFFSET_DEPTH)
+    parser.add_argument("--hue-depth", type=int, default=tiny.HUE_DEPTH)
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     pixel_match.SYMMETRY_PENALTY = args.symmetry_penalty
-    print(f"pixel_match.SYMMETRY_PENALTY {pixel_match.SYMMETRY_PENALTY}")
+    pixel_match.COLOUR_PENALTY = args.colour_penalty
+    pixel_match.RANK_THRESHOLD = args.rank_threshold
+    tiny.OFFSET_DEPTH, tiny.HUE_DEPTH = args.offset_depth, args.hue_depth
+    print(f"pixel_match: SYMMETRY_PENALTY {pixel_match.SYMMETRY_PENALTY}, COLOUR_PENALTY "
+          f"{pixel_match.COLOUR_PENALTY}, RANK_THRESHOLD {pixel_match.RANK_THRESHOLD}; tiny: "
+          f"OFFSET_DEPTH {tiny.OFFSET_DEPTH}, HUE_DEPTH {tiny.HUE_DEPTH}")  # fmt: skip
     for dataset in args.datasets:
         for variant in args.variants:
             run(dataset.resolve(), variant, args.crop_depth, args.sample, args.seed)

@@ -4,8 +4,8 @@ Makes the same copies as `lookalike eval --copies` (same seed, sample and held-o
 runs `search --verify` on each (which checks its verify.PIXEL_DEPTH best hits pixel by pixel:
 these are small pictures), keeps each hit's vector score and pixel similarity, and then
 replays the ranking rule of `search --verify` for a grid of thresholds: hits at or above the
-match threshold first (tier "copy"), by similarity; then hits at or above the rank threshold,
-by similarity; then the vector search's order. Prints recall@1 of the original (or a picture
+match threshold first (tier "copy"), by similarity less its colour penalty; then hits at or
+above the rank threshold, likewise; then the vector search's order. Prints recall@1 of the original (or a picture
 of its group), the copy tier's precision (a tiered top hit that is not the original is wrong;
 so is any tiered top hit of a held-out query, which has no copy in the library) and recall,
 and the wrong tiered hits, to look at. MATCH_THRESHOLD and RANK_THRESHOLD come from here.
@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lookalike import pixel_match
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
 from lookalike.evaluation.retrieval import _ListedFiles
@@ -38,7 +39,8 @@ from lookalike.verify import PIXEL_DEPTH
 class Query:
     transform: str  # or "held-out"
     original: str | None
-    candidates: list[tuple[int, float, float]]  # id, vector score, pixel similarity
+    candidates: list[tuple[int, float, float, float]]  # id, vector score, pixel similarity,
+    # and its colour penalty
     right: set[int]  # candidates that count as found: the original and its group
 
 
@@ -63,10 +65,10 @@ def collect(dataset: Path, sample: int, seed: int) -> tuple[list[Query], dict, l
             t0 = time.perf_counter()
             hits = searcher.search_vector(query, PIXEL_DEPTH, collapse=False, verify=True)
             seconds.append(time.perf_counter() - t0)
-            return [(h.id, h.score, _similarity(h.verification)) for h in hits if h.verification]
+            return [(h.id, h.score, _similarity(h.verification), h.verification.colour_penalty) for h in hits if h.verification]  # fmt: skip
 
         def right(found, original_id, group):
-            return {i for i, _, _ in found if i == original_id or (group and group_of.get(i) == group)}  # fmt: skip
+            return {i for i, *_ in found if i == original_id or (group and group_of.get(i) == group)}  # fmt: skip
 
         for row, original_id, transform, data, _ in each_copy(dataset, originals, by_source, rng):
             found = candidates(data)
@@ -98,7 +100,7 @@ def replay(
         def order(c):
             similarity = c[2]
             group = 0 if similarity >= match_threshold else 1 if similarity >= rank_threshold else 2  # fmt: skip
-            return (group, -(similarity + weight * c[1]) if group < 2 else -c[1])
+            return (group, -(similarity - c[3] + weight * c[1]) if group < 2 else -c[1])
 
         top = min(q.candidates, key=order)
         tiered = top[2] >= match_threshold
@@ -144,16 +146,17 @@ def main() -> None:
                 pickle.dump((queries, names), out)
         print("match  rank   R@1    copy-tier precision  recall")
         for match_threshold in (0.9, 0.93, 0.95, 0.97):
-            for rank_threshold in sorted({0.7, 0.9, match_threshold}):
+            for rank_threshold in sorted({0.6, 0.7, 0.9, match_threshold}):
                 r = replay(queries, match_threshold, rank_threshold)
                 print(f"{match_threshold:.2f}   {rank_threshold:.2f}   {r['r1']:.3f}  "
                       f"{r['precision']:.3f}                {r['recall']:.3f}")  # fmt: skip
-        print("0.95 / 0.70, ranked by similarity + w x vector score: w, R@1, precision")
+        match, rank = pixel_match.MATCH_THRESHOLD, pixel_match.RANK_THRESHOLD
+        print(f"{match:.2f} / {rank:.2f}, ranked by similarity + w x vector score: w, R@1, precision")  # fmt: skip
         for weight in (0.0, 0.02, 0.05, 0.1, 0.2, 0.3):
-            r = replay(queries, 0.95, 0.7, weight)
+            r = replay(queries, match, rank, weight)
             print(f"  {weight:.2f}  {r['r1']:.3f}  {r['precision']:.3f}")
-        r = replay(queries, 0.95, 0.7)
-        print("per transform (0.95 / 0.70):", {t: round(v, 2) for t, v in r["per_transform"].items()})  # fmt: skip
+        r = replay(queries, match, rank)
+        print(f"per transform ({match:.2f} / {rank:.2f}):", {t: round(v, 2) for t, v in r["per_transform"].items()})  # fmt: skip
         for transform, original, top, similarity in r["wrong"]:
             print(f"  wrong copy tier: {transform} of {original} -> {names[top]} ({similarity})")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import Image, ImageEnhance, ImageOps
 
 from lookalike import pixel_match
 from lookalike.library import Library
@@ -34,6 +34,31 @@ def test_a_crop_is_found_where_it_was_cut():
     assert found.similarity > 0.999 and found.arrangement == "crop"
     assert found.region == (5, 3, 20, 24) and found.overlap == pytest.approx(480 / 1024)
     assert not found.mirrored and found.turned == 0
+
+
+def test_a_turned_crop_is_found_where_it_was_cut():
+    """The query turned is compared as the query as it is inside the candidate turned back:
+    the region is still given in the candidate's own pixels."""
+    blocks = np.random.default_rng(12).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    original = Image.fromarray(blocks).resize((32, 32), Image.NEAREST)  # no symmetry of its own
+    crop = original.crop((5, 3, 25, 27))  # 20 x 24
+    for transpose in list(Image.Transpose)[:7]:  # every symmetry but the identity
+        found = compare(crop.transpose(transpose), original)
+        assert found.arrangement == "crop" and found.region == (5, 3, 20, 24), transpose
+        assert found.similarity == pytest.approx(1.0 - pixel_match.SYMMETRY_PENALTY, abs=1e-3)
+
+
+def test_tiles_side_by_side_score_as_each_alone():
+    """One matchTemplate over several tiles gives each tile's own best, windows across two
+    tiles left out."""
+    rng = np.random.default_rng(4)
+    tiles = [rng.uniform(0, 255, (20, 16)).astype(np.float32) for _ in range(4)]
+    template = tiles[2][5:14, 3:12].copy()
+    together = pixel_match._correlate_tiles(tiles, template)
+    alone = [pixel_match._correlate_tiles([tile], template)[0] for tile in tiles]
+    for (score, x, y), (score_alone, x_alone, y_alone) in zip(together, alone):
+        assert score == pytest.approx(score_alone, abs=1e-5) and (x, y) == (x_alone, y_alone)
+    assert together[2][0] > 0.999 and together[2][1:] == (3, 5)
 
 
 def test_a_quarter_size_copy_is_compared_at_its_own_size():
@@ -72,6 +97,35 @@ def test_greyscale_and_colour_changes_keep_the_similarity():
     brighter = Image.eval(original, lambda v: min(255, int(v * 1.2) + 10))
     assert compare(grey, original).similarity > pixel_match.MATCH_THRESHOLD
     assert compare(brighter, original).similarity > pixel_match.MATCH_THRESHOLD
+
+
+def recoloured(image: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """The picture with one part's hue turned half way round (chroma negated) and its
+    luminance kept: a recolour, as game art's potions and pants come in."""
+    ycbcr = np.asarray(image.convert("YCbCr")).copy()
+    x0, y0, x1, y1 = box
+    part = ycbcr[y0:y1, x0:x1, 1:].astype(int)
+    ycbcr[y0:y1, x0:x1, 1:] = np.clip(256 - part, 0, 255)
+    return Image.fromarray(ycbcr, "YCbCr").convert("RGB")
+
+
+def test_a_copy_ranks_its_original_above_a_recolour_of_it():
+    """A recolour has the original's luminance, so luminance alone ties it with the original;
+    the colours decide: a brighter, more saturated copy's colours are the original's scaled,
+    not the recolour's. A grey copy cannot tell them apart and pays nothing."""
+    original = make_picture(11, size=(24, 24))
+    twin = recoloured(original, (0, 0, 24, 12))
+    copy = ImageEnhance.Color(Image.eval(original, lambda v: min(255, int(v * 1.1)))).enhance(1.2)
+    to_original, to_twin = compare(copy, original), compare(copy, twin)
+    # both are copies by their pixels (a recolour is an edited copy too) ...
+    assert to_twin.similarity == pytest.approx(to_original.similarity, abs=0.01)
+    assert to_twin.similarity > pixel_match.MATCH_THRESHOLD
+    # ... but the colours rank the original first
+    assert to_original.ranking > to_twin.ranking + pixel_match.COLOUR_PENALTY / 2
+    assert to_original.colour_penalty == 0.0
+    grey = original.convert("L").convert("RGB")
+    assert compare(grey, original).ranking == pytest.approx(compare(grey, twin).ranking, abs=1e-3)  # fmt: skip
+    assert compare(grey, original).ranking > 0.999
 
 
 def test_different_pictures_stay_below_the_threshold():
@@ -150,7 +204,7 @@ def test_a_hue_shift_is_seen_through_in_hsv_value():
     hsv[..., 0] = (hsv[..., 0].astype(int) + 128) % 256  # half way round the colour wheel
     shifted = Image.fromarray(hsv, "HSV").convert("RGB")
     query, candidate = pixel_match.pixels(shifted), pixel_match.pixels(original)
-    luminance_only = pixel_match._whole(query.grey, candidate.grey)
+    luminance_only = np.corrcoef(query.grey.ravel(), candidate.grey.ravel())[0, 1]
     assert luminance_only < pixel_match.MATCH_THRESHOLD  # luminance alone misses it
     assert compare(shifted, original).similarity > pixel_match.MATCH_THRESHOLD
 

@@ -18,13 +18,24 @@ The measure is normalised cross-correlation of luminance (OpenCV's matchTemplate
 TM_CCOEFF_NORMED): brightness, contrast, greyscale and most colour changes leave it high, and
 it finds where a crop lies. The whole-picture arrangements are compared in HSV value too
 (max of R, G, B), which a hue shift leaves unchanged where it moves luminance. The best score
-over all arrangements is the pixel similarity; MATCH_THRESHOLD on it was measured with
-`lookalike eval --copies` (docs/quality.md).
+over all arrangements, less a little for a mirror or turn, is the pixel similarity;
+MATCH_THRESHOLD on it was measured with `lookalike eval --copies` (docs/quality.md).
+
+Colour: game art is full of recolours (a potion in six colours, pants in three browns), whose
+luminance is the same or nearly, so a copy ties with its original's recolours. The edits that
+keep hues (brightness, contrast, saturation, greyscale) scale the colours' chroma by one
+factor; a recolour changes some parts' hues and not others. So the best arrangement's chroma
+(YCbCr's Cb and Cr, at most COLOUR_GRID cells a side, which JPEG's halved and blurred chroma
+survives) is fitted as one factor times the candidate's; the share of the query's chroma that
+the fit leaves, beyond COLOUR_SLACK, costs up to COLOUR_PENALTY in the order of the copies
+found (`ranking`), not in their tier: a recolour is an edited copy too, only the less likely
+original. A hue-shifted copy pays it in full against every candidate alike, and a grey query
+says nothing of colour.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -39,13 +50,22 @@ CROP_SCALES = (1.0, 0.8, 0.6)  # of the largest size at which a crop still fits
 FRAME_SCALES = (0.9, 0.83, 0.76)  # of the query, for a candidate inside it
 # Measured with bench/pixel_match.py and `lookalike eval --copies --verify` (docs/quality.md):
 MATCH_THRESHOLD = 0.95  # at least this: an edited copy (tier "copy")
-RANK_THRESHOLD = 0.7  # at least this: ranked by similarity among verified hits
+RANK_THRESHOLD = 0.6  # at least this: ranked by similarity among verified hits (0.7 until
+# this was measured with bench/pixel_match.py: +1 copy each on rltiles and tango_icons)
 # A mirrored or turned arrangement scores this much less than the query as it is: icon sets
 # hold mirrored and turned twins (go-first and go-top, skip-backward and skip-forward), and the
 # twin that needs no turning is the better answer. Small, though: a near-twin (0.99 alike)
 # must not beat the original mirrored (0.02 -> 0.005: tango_icons copies R@1 0.986 -> 0.988,
 # docs/quality.md).
 SYMMETRY_PENALTY = 0.005
+# Colours the query's cannot come from by a hue-keeping edit cost this much of `ranking`
+# (module docstring). Measured by replaying `eval --copies --verify` hits (docs/quality.md):
+# rltiles copies R@1 0.959 -> 0.966, tiered precision 0.970 -> 0.974, tango_icons as before;
+# counted in the tier too, it lost tango_icons JPEG copies their tier (recall 0.939 -> 0.936).
+COLOUR_PENALTY = 0.02
+COLOUR_SLACK = 0.1  # a fit leaving this share of the chroma or less costs nothing (JPEG)
+COLOUR_GRID = 8
+MIN_CHROMA = 2.0  # mean |chroma| per cell (of ±128) under which a query counts as grey
 
 # The eight symmetries of a square: (quarter turns counter-clockwise, mirrored first?)
 _SYMMETRIES = tuple((turns, mirrored) for mirrored in (False, True) for turns in range(4))
@@ -53,11 +73,12 @@ _SYMMETRIES = tuple((turns, mirrored) for mirrored in (False, True) for turns in
 
 @dataclass(frozen=True)
 class Pixels:
-    """What a picture is compared by: its luminance and HSV value (float32), at most MAX_SIDE
-    on the longer side."""
+    """What a picture is compared by: its luminance and HSV value (float32) and its chroma,
+    at most MAX_SIDE on the longer side."""
 
     grey: np.ndarray
     value: np.ndarray  # HSV value, max(R, G, B): what a hue shift leaves as it was
+    chroma: np.ndarray  # YCbCr's Cb and Cr less 128 (height x width x 2, int8)
     scale: float  # stored pixels = original pixels * scale
     size: tuple[int, int]  # original (width, height)
 
@@ -65,12 +86,18 @@ class Pixels:
 @dataclass(frozen=True)
 class PixelMatch:
     similarity: float  # normalised cross-correlation in the best arrangement, less any
-    # SYMMETRY_PENALTY: what MATCH_THRESHOLD applies to and what copies are ranked by
+    # SYMMETRY_PENALTY: what MATCH_THRESHOLD applies to
     region: tuple[int, int, int, int]  # x, y, width, height in the candidate's own pixels
     overlap: float  # share of the candidate's area that the region covers
     mirrored: bool
     turned: int = 0  # quarter turns (counter-clockwise) of the query that matched
     arrangement: str = "whole"  # "whole", "crop" (query inside) or "frame" (candidate inside)
+    colour_penalty: float = 0.0  # (COLOUR_PENALTY at most)
+
+    @property
+    def ranking(self) -> float:
+        """What verified copies are ordered by: the similarity less the colour penalty."""
+        return self.similarity - self.colour_penalty
 
 
 def pixels(image: Image.Image) -> Pixels:
@@ -83,7 +110,8 @@ def pixels(image: Image.Image) -> Pixels:
         image = image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BOX)
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     value = np.asarray(image, dtype=np.float32).max(axis=2)
-    return Pixels(grey, value, scale, (w, h))
+    chroma = (np.asarray(image.convert("YCbCr"), dtype=np.int16)[..., 1:] - 128).astype(np.int8)
+    return Pixels(grey, value, chroma, scale, (w, h))
 
 
 def _turn(grey: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
@@ -100,53 +128,114 @@ def _resize(grey: np.ndarray, width: int, height: int) -> np.ndarray:
     )
 
 
-def _correlate(image: np.ndarray, template: np.ndarray) -> tuple[float, tuple[int, int]]:
-    """Best normalised cross-correlation of the template inside the image, and where. A flat
-    template correlates with nothing (OpenCV would say 1; it says 0 for flat windows)."""
+def _unturn(grey: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
+    """The inverse of _turn."""
+    out = np.rot90(grey, -turns)
+    return np.ascontiguousarray(out[:, ::-1] if mirrored else out)
+
+
+def _turn_rect(rect, shape, turns: int, mirrored: bool):
+    """Where a rectangle (x, y, width, height) of an array of `shape` lies once the array is
+    turned (_turn)."""
+    x, y, w, h = rect
+    height, width = shape
+    if mirrored:
+        x = width - x - w
+    for _ in range(turns):  # a quarter turn counter-clockwise: column x becomes row width - x
+        x, y, w, h = y, width - x - w, h, w
+        height, width = width, height
+    return x, y, w, h
+
+
+def _correlate_tiles(tiles: list[np.ndarray], template: np.ndarray) -> list[tuple[float, int, int]]:
+    """The best normalised cross-correlation of the template inside each of `tiles` (of one
+    shape), and where: (score, x, y) per tile. One matchTemplate over the tiles side by side,
+    windows across two of them left out: most of a small comparison's time is the calls, not
+    the pixels. A flat template correlates with nothing (OpenCV would say 1; it says 0 for
+    flat windows)."""
     th, tw = template.shape
-    if th < 2 or tw < 2 or th > image.shape[0] or tw > image.shape[1]:
-        return -1.0, (0, 0)
+    height, width = tiles[0].shape
+    if th < 2 or tw < 2 or th > height or tw > width:
+        return [(-1.0, 0, 0)] * len(tiles)
     low, high, _, _ = cv2.minMaxLoc(template)
     if high - low < 1e-3:
-        return -1.0, (0, 0)
-    result = cv2.matchTemplate(image, template, cv2.TM_CCOEFF_NORMED)
-    _, best, _, at = cv2.minMaxLoc(result)
-    return float(best), at
+        return [(-1.0, 0, 0)] * len(tiles)
+    mosaic = tiles[0] if len(tiles) == 1 else np.hstack(tiles)
+    result = cv2.matchTemplate(mosaic, template, cv2.TM_CCOEFF_NORMED)
+    found = []
+    for n in range(len(tiles)):
+        _, best, _, (x, y) = cv2.minMaxLoc(result[:, n * width : n * width + width - tw + 1])
+        found.append((float(best), x, y))
+    return found
 
 
-def _whole(query: np.ndarray, candidate: np.ndarray) -> float:
-    (qh, qw), (ch, cw) = query.shape, candidate.shape
-    if qw * qh <= cw * ch:
-        return _correlate(query, _resize(candidate, qw, qh))[0]
-    return _correlate(candidate, _resize(query, cw, ch))[0]
-
-
-def _placements(outer: np.ndarray, inner: np.ndarray, native: float, factors: tuple[float, ...]):
-    """The inner picture found inside the outer one, at `native` scale (the two pictures' own
-    pixels) and at each of `factors` times the largest scale at which it fits: yields (score,
-    x, y, width, height), in the outer picture's stored pixels."""
-    (oh, ow), (ih, iw) = outer.shape, inner.shape
+def _scales(outer_shape, inner_shape, native: float, factors: tuple[float, ...]):
+    """The sizes (width, height) at which an inner picture is looked for inside an outer one:
+    at `native` scale (the two pictures' own pixels) and at each of `factors` times the
+    largest scale at which it fits, largest first, less those too small to mean anything and
+    the whole outer picture (compared on its own)."""
+    (oh, ow), (ih, iw) = outer_shape, inner_shape
     largest = min(ow / iw, oh / ih)
     scales = {round(f * largest, 4) for f in factors}
     if native <= largest:
         scales.add(native)
     for s in sorted(scales, reverse=True):
         tw, th = round(iw * s), round(ih * s)
-        if min(tw, th) < MIN_TEMPLATE or (tw >= ow and th >= oh):
-            continue  # too small to mean anything, or the whole (compared on its own)
-        score, (x, y) = _correlate(outer, _resize(inner, tw, th))
-        yield score, x, y, tw, th
+        if min(tw, th) >= MIN_TEMPLATE and not (tw >= ow and th >= oh):
+            yield tw, th
 
 
 def match(query: Pixels, candidate: Pixels) -> PixelMatch:
-    """The best arrangement of the query on the candidate, and where it lies in the candidate."""
+    """The best arrangement of the query on the candidate, and where it lies in the candidate.
+    Symmetries whose turned query has one shape are compared together (_correlate_tiles)."""
     cand = candidate.grey
     ch, cw = cand.shape
     full = (0, 0, candidate.size[0], candidate.size[1])
     best = PixelMatch(-1.0, full, 1.0, False)
-
-    def keep(score, region_stored, turns, mirrored, arrangement):
-        nonlocal best
+    windows = None  # the best arrangement's parts compared: (query's, candidate's), stored px
+    scores = []  # (score, order, region_stored, turns, mirrored, arrangement, query_window)
+    own_scale = candidate.scale / query.scale  # the query's pixels in the candidate's stored ones
+    for odd in (False, True):  # symmetries that keep the query's shape, then those that swap it
+        if odd and max(s[0] for s in scores if s[3] == 0 and not s[4]) >= 1.0 - SYMMETRY_PENALTY:
+            break  # the query as it is matched: no turned arrangement can do better
+        group = [(n, t, m) for n, (t, m) in enumerate(_SYMMETRIES) if t % 2 == odd]
+        qs = [_turn(query.grey, t, m) for _, t, m in group]
+        q_values = [_turn(query.value, t, m) for _, t, m in group]
+        qh, qw = qs[0].shape
+        # the whole query on the whole candidate, at the smaller of the two sizes; in
+        # luminance, and in HSV value, which a hue shift keeps (a yellow sprite turned blue
+        # is darker in luminance)
+        if qw * qh <= cw * ch:
+            whole = [
+                _correlate_tiles(tiles, _resize(c, qw, qh))
+                for tiles, c in ((qs, cand), (q_values, candidate.value))
+            ]
+        else:  # the query shrunk to the candidate: the same as the candidate turned back
+            size = (ch, cw) if odd else (cw, ch)  # the candidate's (width, height), turned back
+            whole = [
+                _correlate_tiles([_unturn(c, t, m) for _, t, m in group], _resize(q, *size))
+                for q, c in ((query.grey, cand), (query.value, candidate.value))
+            ]
+        for i, (n, t, m) in enumerate(group):
+            score = max(whole[0][i][0], whole[1][i][0])
+            scores.append((score, n * 3, (0, 0, cw, ch), t, m, "whole", None))
+        # the query inside the candidate: a crop, at the candidate's own scale or rescaled;
+        # the query as it is inside the candidate turned back
+        turned_back = [_unturn(cand, t, m) for _, t, m in group]
+        for tw, th in _scales(cand.shape, (qh, qw), own_scale, CROP_SCALES):
+            size = (th, tw) if odd else (tw, th)  # the query's own width and height
+            found = _correlate_tiles(turned_back, _resize(query.grey, *size))
+            for (n, t, m), (score, x, y) in zip(group, found):
+                rect = _turn_rect((x, y, *size), turned_back[0].shape, t, m)
+                scores.append((score, n * 3 + 1, rect, t, m, "crop", None))
+        # the candidate inside the query: a border or frame was added around it, at the
+        # candidate's own scale (a border of a few pixels: the other scales step past it) or
+        # rescaled too
+        for tw, th in _scales((qh, qw), cand.shape, 1 / own_scale, FRAME_SCALES):
+            found = _correlate_tiles(qs, _resize(cand, tw, th))
+            for (n, t, m), (score, x, y) in zip(group, found):
+                scores.append((score, n * 3 + 2, (0, 0, cw, ch), t, m, "frame", (x, y, tw, th)))
+    for score, _, region_stored, turns, mirrored, arrangement, query_window in sorted(scores, key=lambda s: s[1]):  # fmt: skip
         if turns or mirrored:
             score -= SYMMETRY_PENALTY
         if score > best.similarity:
@@ -154,25 +243,27 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
             overlap = (w * h) / float(candidate.size[0] * candidate.size[1])
             region = (int(x), int(y), int(round(w)), int(round(h)))
             best = PixelMatch(score, region, float(min(1.0, overlap)), mirrored, turns, arrangement)
+            windows = (query_window, region_stored)
+    if windows is None:
+        return best
+    penalty = COLOUR_PENALTY * _colour_misfit(query, candidate, best, *windows)
+    return replace(best, colour_penalty=penalty)
 
-    own_scale = candidate.scale / query.scale  # the query's pixels in the candidate's stored ones
-    for turns, mirrored in _SYMMETRIES:
-        if (turns or mirrored) and best.similarity >= 1.0 - SYMMETRY_PENALTY:
-            break  # no turned or mirrored arrangement can do better
-        q = _turn(query.grey, turns, mirrored)
-        qh, qw = q.shape
-        # the whole query on the whole candidate, at the smaller of the two sizes; in
-        # luminance, and in HSV value, which a hue shift keeps (a yellow sprite turned blue
-        # is darker in luminance)
-        q_value = _turn(query.value, turns, mirrored)
-        score = max(_whole(q, cand), _whole(q_value, candidate.value))
-        keep(score, (0, 0, cw, ch), turns, mirrored, "whole")
-        # the query inside the candidate: a crop, at the candidate's own scale or rescaled
-        for score, x, y, tw, th in _placements(cand, q, own_scale, CROP_SCALES):
-            keep(score, (x, y, tw, th), turns, mirrored, "crop")
-        # the candidate inside the query: a border or frame was added around it, at the
-        # candidate's own scale (a border of a few pixels: the other scales step past it) or
-        # rescaled too
-        for score, *_ in _placements(q, cand, 1 / own_scale, FRAME_SCALES):
-            keep(score, (0, 0, cw, ch), turns, mirrored, "frame")
-    return best
+
+def _colour_misfit(query: Pixels, candidate: Pixels, found: PixelMatch, query_window, window):
+    """How far the query's colours are from the candidate's in the arrangement found, beyond
+    what a hue-keeping edit explains: 0 (or a grey query) to 1 (module docstring)."""
+    q = np.stack([_turn(query.chroma[..., i], found.turned, found.mirrored) for i in (0, 1)], 2)
+    if query_window is not None:  # the candidate inside the query (a frame)
+        x, y, w, h = query_window
+        q = q[y : y + h, x : x + w]
+    x, y, w, h = (int(round(v)) for v in window)
+    c = candidate.chroma[y : y + max(1, h), x : x + max(1, w)]
+    cells = (min(COLOUR_GRID, q.shape[1], c.shape[1]), min(COLOUR_GRID, q.shape[0], c.shape[0]))
+    q, c = (cv2.resize(a.astype(np.float32), cells, interpolation=cv2.INTER_AREA) for a in (q, c))
+    q_power = float((q * q).sum())
+    if q_power < (MIN_CHROMA**2) * cells[0] * cells[1]:
+        return 0.0
+    factor = max(0.0, float((q * c).sum()) / max(float((c * c).sum()), 1e-6))
+    left = float(((q - factor * c) ** 2).sum()) / q_power
+    return min(1.0, max(0.0, left - COLOUR_SLACK))

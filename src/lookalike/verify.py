@@ -75,6 +75,7 @@ class Verification:
     mirrored: bool = False
     method: str = "keypoints"  # or "pixels" (small pictures: pixel_match.py)
     similarity: float | None = None  # pixel similarity, for method "pixels"
+    colour_penalty: float = 0.0  # of the pixel similarity, in the order of copies only
 
     def as_dict(self) -> dict:
         return {
@@ -82,6 +83,7 @@ class Verification:
             "method": self.method,
             "inliers": self.inliers,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "colour_penalty": round(self.colour_penalty, 4),
             "region": list(self.region) if self.region else None,
             "overlap": round(self.overlap, 3),
             "mirrored": self.mirrored,
@@ -91,7 +93,7 @@ class Verification:
     def from_pixels(cls, found: pixel_match.PixelMatch) -> Verification:
         matched = found.similarity >= pixel_match.MATCH_THRESHOLD
         return cls(matched, 0, found.region, found.overlap, found.mirrored, "pixels",
-                   found.similarity)  # fmt: skip
+                   found.similarity, found.colour_penalty)  # fmt: skip
 
 
 class _FeatureCache:
@@ -244,9 +246,23 @@ def tiny_candidates(
         for i, score in found:
             best[i] = max(score, best.get(i, -np.inf))
     ranked = sorted(best, key=lambda i: -best[i])[: tiny.TINY_DEPTH]
+    if query.image is not None and tiny.HUE_DEPTH > 0:  # a hue-shifted copy's original
+        turned = library.tiny_pictures.search_as_is(
+            catalog,
+            tiny.hue_turned(query.image),
+            tiny.HUE_DEPTH + len(ranked),
+            exclude=exclude,
+            allowed=allowed,
+        )
+        ranked += [i for i, _ in turned if i not in ranked][: tiny.HUE_DEPTH]
     if query_small and query.image is not None:  # only a small picture's crops are compared
         within = library.tiny_pictures.search_within(
-            catalog, query.image, tiny.CROP_DEPTH, exclude=exclude, allowed=allowed
+            catalog,
+            query.image,
+            tiny.CROP_DEPTH,
+            offset_k=tiny.OFFSET_DEPTH,
+            exclude=exclude,
+            allowed=allowed,
         )
         ranked += [i for i, _ in within]
     new = list(dict.fromkeys(i for i in ranked if i not in known))
@@ -261,12 +277,14 @@ def _small(record) -> bool:
 def verified_order(hit: Hit) -> tuple:
     """Sort key of verified hits: copies (and exact matches) first; then hits whose pixels are
     close enough to the query's to be ranked by that (pixel_match.RANK_THRESHOLD: heavily
-    edited copies of small pictures), best first; then the rest in the vector search's order
-    (sorting is stable)."""
+    edited copies of small pictures), best first (less any colour penalty: of a copy's
+    original and its recolours, the original first); then the rest in the vector search's
+    order (sorting is stable)."""
     v = hit.verification
     similarity = v.similarity if v is not None else None
     by_pixels = similarity is not None and similarity >= pixel_match.RANK_THRESHOLD
-    return (hit.tier == "similar", not by_pixels, -similarity if by_pixels else 0.0)
+    ranking = similarity - v.colour_penalty if by_pixels else 0.0
+    return (hit.tier == "similar", not by_pixels, -ranking)
 
 
 def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
@@ -317,11 +335,18 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
         found = described(record, candidate_features, features, WORK_SIZE)
         return None if found is None else verify(query_features, mirror_features, found)
 
-    # Reading, decoding, ORB and template matching release the GIL: candidates are checked
-    # side by side.
-    with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
-        for hit, result in zip(hits, pool.map(check, [h.record for h in hits])):
-            hit.verification = result
+    # Reading, decoding and ORB on larger pictures release the GIL for long stretches: those
+    # candidates are checked side by side. Small pictures' comparisons are many short OpenCV
+    # calls with Python between them, which two threads made slower (rltiles copies, p50 of
+    # a verified search: 117 ms in two threads, 97 ms in one): they are checked here.
+    by_keypoints = [h for h in hits if not small(h.record)]
+    if by_keypoints:
+        with ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1))) as pool:
+            for hit, result in zip(by_keypoints, pool.map(check, [h.record for h in by_keypoints])):  # fmt: skip
+                hit.verification = result
+    for hit in hits:
+        if small(hit.record):
+            hit.verification = check(hit.record)
 
 
 def _load(library: Library, record, downloads: DownloadLog) -> Image.Image | None:

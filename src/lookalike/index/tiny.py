@@ -18,7 +18,10 @@ for 100,000, 0.25 s for a million (`python bench/tiny_pictures.py --scale N`; 14
 
 A crop's tiny picture is not its original's. `search_within` looks for a small picture as a
 part of larger ones instead: reduced to the cells it would cover in their tiny pictures, were
-it an unscaled crop, and slid over them (CROP_DEPTH more candidates; bounded by CROP_BUDGET).
+it an unscaled crop, and slid over them (CROP_DEPTH more candidates, and OFFSET_DEPTH laid off
+the cells' edges; bounded by CROP_BUDGET). Nor is a hue-shifted copy's, whose luminance
+moved: `hue_turned` gives the query's tiny pictures with its hue turned back by steps
+(HUE_DEPTH more candidates).
 """
 
 from __future__ import annotations
@@ -35,10 +38,30 @@ from ..decode import to_rgb
 TINY_SIDE = 12  # 8, 12 and 16 found the same originals; 12 a few more (docs/quality.md)
 TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in the first 5
 CROP_DEPTH = 5  # and candidates the query may be a crop of (search_within)
+OFFSET_DEPTH = 3  # and more found only off the cells' edges (PHASES)
+# A hue shift moves luminance (yellow turned blue is much darker), so a hue-shifted copy's tiny
+# picture may not be its original's. The query with its hue turned by a sixth of the circle at
+# a time (a turned view is at most 30 degrees from the shift undone) is searched as well, as it
+# is only, and its best HUE_DEPTH join the candidates (`eval --copies` hue copies, original
+# among the tiny pictures' candidates: rltiles 0.89 -> 0.97, tango_icons 0.96 -> 0.98).
+HUE_TURNS = 6
+HUE_DEPTH = 3
 MIN_CROP_CELLS = 3  # a crop covering fewer cells a side is not looked for
-# Images x symmetries compared by one crop search, at most: 10,000 small pictures in all 8
-# symmetries, 40,000 in 2, 80,000 as they are; none beyond (bench/tiny_pictures.py --scale)
+# A crop rarely starts on a cell's edge, and half a cell off blurs a detailed picture's cells
+# into different ones: the picture as it is is also laid on the cells a third and two thirds
+# of a cell to the right and down (9 templates; its mirrored and turned views only at 0).
+# Measured on `eval --copies` crops (docs/quality.md): the original among the best 5 for
+# rltiles 0.54 -> 0.65, tango_icons 0.62 -> 0.77; in all 8 views, less (0.62, 0.75) for 5x
+# the time. Ranked with the rest, they pushed turned crops out of the best 5: they get their
+# own OFFSET_DEPTH places.
+PHASES = (0.0, 1 / 3, 2 / 3)
+# Images x templates compared by one crop search, at most (bench/tiny_pictures.py --scale),
+# and the views searched, in order of preference, as (symmetries, laid at all PHASES?): up to
+# 5,000 small pictures that a crop fits, all 8 symmetries and the phases (16 templates each);
+# 8,000 as it is and mirrored, with the phases (10); 8,888 as it is, with them (9); 40,000 as
+# it is and mirrored (2); 80,000 as it is; none beyond.
 CROP_BUDGET = 80_000
+CROP_VIEWS = ((8, True), (2, True), (1, True), (2, False), (1, False))
 MIN_WINDOW_SPREAD = 16.0  # variance per cell, in stored units (±127), of a window not flat
 # A mirrored or turned match counts for this much less (for candidates only; the pixel
 # comparison that decides has its own, smaller pixel_match.SYMMETRY_PENALTY).
@@ -61,6 +84,22 @@ def tiny_picture(image: Image.Image, side: int = TINY_SIDE) -> bytes:
     # Scaled to the int8 range (a unit vector's components are mostly far smaller than 1, and
     # rounding them would cost precision); searching normalises them again.
     return np.round(values / peak * _SCALE).astype(np.int8).tobytes()
+
+
+def hue_turned(image: Image.Image) -> list[bytes]:
+    """Tiny pictures of `image` with its hue turned by 1 .. HUE_TURNS - 1 sixths of the
+    circle (as PIL's HSV turns it); none for a grey picture, which a turn leaves as it is."""
+    small = to_rgb(image)
+    small = small.resize((min(small.width, 4 * TINY_SIDE), min(small.height, 4 * TINY_SIDE)), Image.Resampling.BOX)  # fmt: skip
+    hsv = np.asarray(small.convert("HSV"))
+    if int(hsv[..., 1].max()) < 16:  # no colour to turn
+        return []
+    pictures = []
+    for turn in range(1, HUE_TURNS):
+        turned = hsv.copy()
+        turned[..., 0] = (turned[..., 0].astype(np.int32) + turn * 256 // HUE_TURNS) % 256
+        pictures.append(tiny_picture(Image.fromarray(turned, "HSV").convert("RGB")))
+    return pictures
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
@@ -141,6 +180,27 @@ class TinyPictures:
         best = np.concatenate([s.best(queries) for s in segments])
         return _best(ids, best, k, exclude, allowed)
 
+    def search_as_is(
+        self,
+        catalog,
+        pictures: list[bytes],
+        k: int,
+        *,
+        exclude: int | None = None,
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """The `k` images whose tiny pictures correlate best with any of `pictures`, as they
+        are (no symmetries; hue_turned's views): (id, correlation), best first."""
+        self.refresh(catalog)
+        segments = self._segments
+        if not segments or k <= 0 or not pictures:
+            return []
+        rows = np.frombuffer(b"".join(pictures), dtype=np.int8).reshape(len(pictures), -1)
+        queries = _unit_rows(rows).T
+        ids = np.concatenate([s.ids for s in segments])
+        best = np.concatenate([s.best(queries, penalised=False) for s in segments])
+        return _best(ids, best, k, exclude, allowed)
+
     def search_within(
         self,
         catalog,
@@ -149,27 +209,40 @@ class TinyPictures:
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
+        offset_k: int = OFFSET_DEPTH,
     ) -> list[tuple[int, float]]:
         """The `k` images that `image` looks most like a part of (a crop): in each symmetry,
         the picture is reduced to the cells it would cover in a larger image's tiny picture,
         were it an unscaled crop of it, and slid over that tiny picture; (id, best
-        correlation, less SYMMETRY_PENALTY unless as it is), best first. Only images larger
-        than the picture, and crops of MIN_CROP_CELLS cells a side or more, are searched."""
+        correlation, less SYMMETRY_PENALTY unless as it is), best first. Then up to
+        `offset_k` more that the picture as it is, laid off the cells' edges (PHASES), finds.
+        Only images larger than the picture, and crops of MIN_CROP_CELLS cells a side or
+        more, are searched."""
         self.refresh(catalog)
         segments = self._segments  # one state throughout, as another thread may refresh
         if not segments:
             return []
         grey = to_rgb(image).convert("L")
-        # Its time grows with images x symmetries: in a large library of small pictures,
-        # only the picture and its mirror image, then only the picture, then nothing.
+        # Its time grows with images x templates: in a large library of small pictures,
+        # fewer views (CROP_VIEWS), then nothing.
         fitting = sum(int(segment.fits(grey)[0].sum()) for segment in segments)
-        symmetries = next((n for n in (8, 2, 1) if fitting * n <= CROP_BUDGET), 0)
-        if not symmetries:
+        chosen = next((v for v in CROP_VIEWS if fitting * _templates(*v) <= CROP_BUDGET), None)
+        if chosen is None:
             return []
+        symmetries, phased = chosen
         views = [grey] + [grey.transpose(t) for t in _TRANSPOSES[: symmetries - 1]]
         ids = np.concatenate([segment.ids for segment in segments])
-        scores = np.concatenate([segment.best_within(views) for segment in segments])
-        return _best(ids, scores, k, exclude, allowed)
+        scores = np.concatenate([segment.best_within(views, phased) for segment in segments], 1)
+        found = _best(ids, scores[0], k, exclude, allowed)
+        if phased and offset_k > 0:
+            scores[1][np.isin(ids, [i for i, _ in found])] = -np.inf
+            found += _best(ids, scores[1], offset_k, exclude, allowed)
+        return found
+
+
+def _templates(symmetries: int, phased: bool) -> int:
+    """Templates per image of a crop search in these views (what CROP_BUDGET counts)."""
+    return symmetries + (len(PHASES) ** 2 - 1 if phased else 0)
 
 
 # The seven symmetries besides the identity, as PIL transposes (a turn swaps width and height).
@@ -191,13 +264,26 @@ def _best(ids, scores, k, exclude, allowed) -> list[tuple[int, float]]:
     return [(int(ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-def _crop_template(view: Image.Image, cells_w: int, cells_h: int) -> np.ndarray | None:
-    """The picture as `cells_w` x `cells_h` tiny-picture cells, minus its mean, unit length
-    (None if flat)."""
-    values = np.asarray(view.resize((cells_w, cells_h), Image.Resampling.BOX), np.float32)
-    values = values - values.mean()
-    norm = float(np.linalg.norm(values))
-    return values / norm if norm > 1e-3 else None
+def _crop_templates(view: Image.Image, cells_w: int, cells_h: int, phased: bool):
+    """The picture as tiny-picture cells, were it a crop covering `cells_w` x `cells_h` of
+    them: (template minus its mean, unit length; cells across; cells down; offset?), one per
+    sub-cell offset (PHASES, or only 0). An offset template leaves out the partial cell at the
+    end; flat ones and ones under MIN_CROP_CELLS are left out."""
+    width, height = view.size
+    cell_w, cell_h = width / cells_w, height / cells_h
+    phases = PHASES if phased else (0.0,)
+    for fy in phases:
+        for fx in phases:
+            across, down = cells_w - (fx > 0), cells_h - (fy > 0)
+            if min(across, down) < MIN_CROP_CELLS:
+                continue
+            box = (fx * cell_w, fy * cell_h, (fx + across) * cell_w, (fy + down) * cell_h)
+            values = view.resize((across, down), Image.Resampling.BOX, box=box)
+            values = np.asarray(values, np.float32)
+            values = values - values.mean()
+            norm = float(np.linalg.norm(values))
+            if norm > 1e-3:
+                yield values / norm, across, down, bool(fx or fy)
 
 
 @functools.lru_cache(maxsize=256)
@@ -233,27 +319,31 @@ class _Segment:
     def merged(cls, segments) -> _Segment:
         return cls(*(np.concatenate([getattr(s, f) for s in segments]) for f in ("ids", "rows", "inverse_norms", "sizes")))  # fmt: skip
 
-    def best_within(self, views: list[Image.Image]) -> np.ndarray:
+    def best_within(self, views: list[Image.Image], phased: bool = False) -> np.ndarray:
         """Each row's best normalised correlation with any of `views` (the query's
         symmetries, the first as it is) placed anywhere inside it, at the scale an unscaled
-        crop of the view's size has in that image; -inf where no view fits. The templates are
-        zero-mean, so one's inner product with a window is their covariance; the windows'
-        sums and sums of squares give their spread, computed once for all views of a shape."""
-        best = np.full(len(self.ids), -np.inf, dtype=np.float32)
-        shapes: dict[tuple[int, int], list] = {}  # (cells_w, cells_h) -> [(view, template, rows)]
+        crop of the view's size has in that image: laid on the cells' edges (row 0 of the
+        result), and the first view laid off them at PHASES if `phased` (row 1); -inf where
+        no view fits. The templates are zero-mean, so one's inner product with a window is
+        their covariance; the windows' sums and sums of squares give their spread, computed
+        once for all templates of a shape."""
+        best = np.full((2, len(self.ids)), -np.inf, dtype=np.float32)
+        # (cells_w, cells_h) -> [(view, template, rows, offset?)]
+        shapes: dict[tuple[int, int], list] = {}
         for n, view in enumerate(views):
             fits, cells_w, cells_h = self.fits(view)
             keys = cells_w * TINY_SIDE * 2 + cells_h
             for key in np.unique(keys[fits]):
                 cw, ch = divmod(int(key), TINY_SIDE * 2)
-                template = _crop_template(view, cw, ch)
-                if template is not None:
-                    shapes.setdefault((cw, ch), []).append((n, template, fits & (keys == key)))
+                rows = fits & (keys == key)
+                for template, across, down, offset in _crop_templates(view, cw, ch, phased and n == 0):  # fmt: skip
+                    shapes.setdefault((across, down), []).append((n, template, rows, offset))
         for (cw, ch), entries in shapes.items():
             cells, indicator = _windows(cw, ch)
-            placed = np.hstack([_placed(template, cells) for _, template, _ in entries])
-            penalties = np.array([SYMMETRY_PENALTY if n else 0.0 for n, _, _ in entries], np.float32)  # fmt: skip
-            fitting = np.stack([rows for _, _, rows in entries], axis=1)  # rows x views
+            placed = np.hstack([_placed(template, cells) for _, template, _, _ in entries])
+            penalties = np.array([SYMMETRY_PENALTY if n else 0.0 for n, *_ in entries], np.float32)  # fmt: skip
+            fitting = np.stack([rows for _, _, rows, _ in entries], axis=1)  # rows x templates
+            offset = np.array([o for *_, o in entries])
             members = np.flatnonzero(fitting.any(axis=1))
             for start in range(0, len(members), _CHUNK):
                 chunk = members[start : start + _CHUNK]
@@ -265,7 +355,9 @@ class _Segment:
                 scores = (rows @ placed).reshape(len(chunk), len(entries), -1)
                 scores = (scores * inverse[:, None, :]).max(axis=2) - penalties
                 scores[~fitting[chunk]] = -np.inf
-                best[chunk] = np.maximum(best[chunk], scores.max(axis=1))
+                for row, kind in enumerate((~offset, offset)):
+                    if kind.any():
+                        best[row, chunk] = np.maximum(best[row, chunk], scores[:, kind].max(axis=1))  # fmt: skip
         return best
 
     def fits(self, view: Image.Image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -281,12 +373,14 @@ class _Segment:
         fits &= (cells_w < TINY_SIDE) | (cells_h < TINY_SIDE)
         return fits, cells_w, cells_h
 
-    def best(self, queries: np.ndarray) -> np.ndarray:
-        """Each row's best correlation with the query's symmetries (columns of `queries`)."""
+    def best(self, queries: np.ndarray, penalised: bool = True) -> np.ndarray:
+        """Each row's best correlation with the query's symmetries (columns of `queries`;
+        all but the first less SYMMETRY_PENALTY if `penalised`)."""
         best = np.empty(len(self.ids), dtype=np.float32)
         for start in range(0, len(self.ids), _CHUNK):
             block = self.rows[start : start + _CHUNK]
             scores = (block.astype(np.float32) @ queries) * self.inverse_norms[start : start + len(block), None]  # fmt: skip
-            scores[:, 1:] -= SYMMETRY_PENALTY
+            if penalised:
+                scores[:, 1:] -= SYMMETRY_PENALTY
             best[start : start + len(block)] = scores.max(axis=1)
         return best
