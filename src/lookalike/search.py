@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -253,8 +253,12 @@ class Searcher:
         want = offset + k
         checked = 0  # hits verified: more than `want` for small pictures, to find copies deeper
         if verify:  # OpenCV is loaded only when asked for
-            from .verify import verification_depth, verified_order, verify_hits
+            from .verify import indexed_image, verification_depth, verified_order, verify_hits
 
+            if query.image is None and query.image_id is not None:
+                # An indexed image as the query: its pixels, read once, give it what an
+                # uploaded picture gets (turned searches; crop, frame and hue candidates)
+                query = replace(query, image=indexed_image(self.library, query.image_id))
             checked = verification_depth(self.library, query)
         # A verified search asks for copies: among the hits verification did not confirm,
         # cosine similarity found heavily edited copies (JPEG q10, a quarter of the size)

@@ -349,6 +349,12 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
             hit.verification = check(hit.record)
 
 
+def indexed_image(library: Library, image_id: int) -> Image.Image | None:
+    """An indexed image's pixels, read again from where it was found (None if it is gone or
+    unreadable there): what `search id:N --verify` compares."""
+    return _load(library, library.catalog.image(image_id), DownloadLog(library.catalog))
+
+
 def _load(library: Library, record, downloads: DownloadLog) -> Image.Image | None:
     if record is None:
         return None
