@@ -290,6 +290,23 @@ def test_an_indexed_crop_as_query_finds_the_picture_it_was_cut_from(
     assert found["without"] <= found["pixels read"] - 3, (found, len(queries))
 
 
+def test_an_indexed_query_whose_file_is_gone_is_searched_without_its_pixels(icon_library):
+    """`search id:N --verify` when the image's file has gone since it was indexed: its stored
+    tiny picture and vector still find candidates, nothing fails."""
+    root, folder = icon_library
+    with Library.open(root) as library:
+        searcher = Searcher(library)
+        records = library.catalog.images(library.catalog.vector_ids())
+        image_id = next(i for i, r in records.items() if r.first_place.source.endswith("icon07.png"))  # fmt: skip
+        with_file = searcher.search_vector(searcher.id_vector(image_id), 5, collapse=False, verify=True)  # fmt: skip
+        (folder / "icon07.png").unlink()
+        assert verify.indexed_image(library, image_id) is None
+        without = searcher.search_vector(searcher.id_vector(image_id), 5, collapse=False, verify=True)  # fmt: skip
+    assert len(without) == 5 and image_id not in {h.id for h in without}
+    assert all(h.verification is None for h in without)  # nothing to compare the hits with
+    assert any(h.verification is not None for h in with_file)
+
+
 def test_strip_frame_finds_the_picture_inside_a_border():
     original = make_icon(3, 32)
     framed = ImageOps.expand(original, border=4, fill=(200, 30, 90))
