@@ -7,7 +7,11 @@ it); each held-out image is searched for too, as a query that has no copy in the
 
 Reported: recall@1 and @10 of the original per transform; the score of the original versus
 the best other image (what a copy threshold must separate); and how the match tiers fare:
-a hit tiered exact/copy is right when it is the original (or shares its group).
+a hit tiered exact/copy is right when it is the original (or shares its group). Of the wrong
+ones, those that are themselves a copy of the original by their pixels (a mirror or turn
+twin, a recolour: game art is full of them) are counted too, as `twins`: the query is as much
+an edited copy of them, and no rule that finds mirrored and recoloured copies tells them
+apart. Only small pictures are judged (pixel_match); the precision itself counts them wrong.
 """
 
 from __future__ import annotations
@@ -219,7 +223,7 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
 
     found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
     copy_scores, other_scores, worst, query_seconds = [], [], [], []
-    tier_right = tier_wrong = tier_missed = 0
+    tier_right = tier_wrong = tier_missed = twins = 0
     for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
         t0 = time.perf_counter()
         hits = searcher.search_vector(
@@ -252,6 +256,7 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
                 tier_right += 1
             else:
                 tier_wrong += 1
+                twins += _twins(library, top.record, original_id=original_id)
         else:
             tier_missed += 1
         if not r1 and len(worst) < 10:
@@ -266,6 +271,7 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
             in_group = row.group and row.group in group_of_id.get(hits[0].id, ())
             if hits[0].tier in ("exact", "copy") and not in_group:
                 negative_tiers += 1
+                twins += _twins(library, hits[0].record, image=decode_image(data).image)
     tiered = tier_right + tier_wrong + negative_tiers
     return CopyReport(
         dataset=dataset.name,
@@ -291,12 +297,29 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
             "copy_tier_recall": tier_right / len(found1) if found1 else 0.0,
             "false_copies_on_copies": tier_wrong,
             "false_copies_on_negatives": negative_tiers,
+            "false_copies_that_are_twins": twins,
         },
         model=library.embedder.model_id,
         worst=worst,
         verify=verify,
         query_ms=_percentiles([t * 1000 for t in query_seconds], (50, 99)),
     )
+
+
+def _twins(library, record, *, original_id: int | None = None, image=None) -> bool:
+    """Whether a wrongly tiered hit is a copy of the query's original (an indexed image, or
+    the held-out `image` itself) by its pixels: its mirror image, a recolour. Judged where
+    either picture is small (pixel_match); larger pairs count as not."""
+    from .. import pixel_match  # OpenCV: loaded when verification is
+    from ..verify import MIN_SIDE, indexed_image
+
+    if original_id is not None:
+        image = indexed_image(library, original_id)
+    other = indexed_image(library, record.id)
+    if image is None or other is None or min(*image.size, *other.size) >= MIN_SIDE:
+        return False
+    found = pixel_match.match(pixel_match.pixels(image), pixel_match.pixels(other))
+    return found.similarity >= pixel_match.MATCH_THRESHOLD
 
 
 def _same_picture(a, b) -> bool:
