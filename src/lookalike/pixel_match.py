@@ -36,6 +36,7 @@ says nothing of colour.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -185,6 +186,20 @@ def _scales(outer_shape, inner_shape, native: float, factors: tuple[float, ...])
             yield tw, th
 
 
+class _Found(NamedTuple):
+    """One arrangement compared: its score (before any SYMMETRY_PENALTY), its place in the
+    order arrangements were once tried in one by one (the first of equal scores wins), where
+    it lies in the candidate's stored pixels, and for a frame where in the turned query."""
+
+    score: float
+    order: int
+    region: tuple
+    turns: int
+    mirrored: bool
+    arrangement: str
+    query_window: tuple | None = None
+
+
 def match(query: Pixels, candidate: Pixels) -> PixelMatch:
     """The best arrangement of the query on the candidate, and where it lies in the candidate.
     Symmetries whose turned query has one shape are compared together (_correlate_tiles)."""
@@ -193,10 +208,11 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
     full = (0, 0, candidate.size[0], candidate.size[1])
     best = PixelMatch(-1.0, full, 1.0, False)
     windows = None  # the best arrangement's parts compared: (query's, candidate's), stored px
-    scores = []  # (score, order, region_stored, turns, mirrored, arrangement, query_window)
+    tried: list[_Found] = []
     own_scale = candidate.scale / query.scale  # the query's pixels in the candidate's stored ones
     for odd in (False, True):  # symmetries that keep the query's shape, then those that swap it
-        if odd and max(s[0] for s in scores if s[3] == 0 and not s[4]) >= 1.0 - SYMMETRY_PENALTY:
+        as_it_is = max(f.score for f in tried if not (f.turns or f.mirrored)) if odd else -1.0
+        if as_it_is >= 1.0 - SYMMETRY_PENALTY:
             break  # the query as it is matched: no turned arrangement can do better
         group = [(n, t, m) for n, (t, m) in enumerate(_SYMMETRIES) if t % 2 == odd]
         qs = [_turn(query.grey, t, m) for _, t, m in group]
@@ -210,7 +226,8 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
                 _correlate_tiles(tiles, _resize(c, qw, qh))
                 for tiles, c in ((qs, cand), (q_values, candidate.value))
             ]
-        else:  # the query shrunk to the candidate: the same as the candidate turned back
+        else:  # the query shrunk to the candidate's size: the query as it is against the
+            # candidate turned back, which is the same comparison
             size = (ch, cw) if odd else (cw, ch)  # the candidate's (width, height), turned back
             whole = [
                 _correlate_tiles([_unturn(c, t, m) for _, t, m in group], _resize(q, *size))
@@ -218,7 +235,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
             ]
         for i, (n, t, m) in enumerate(group):
             score = max(whole[0][i][0], whole[1][i][0])
-            scores.append((score, n * 3, (0, 0, cw, ch), t, m, "whole", None))
+            tried.append(_Found(score, n * 3, (0, 0, cw, ch), t, m, "whole"))
         # the query inside the candidate: a crop, at the candidate's own scale or rescaled;
         # the query as it is inside the candidate turned back
         turned_back = [_unturn(cand, t, m) for _, t, m in group]
@@ -227,23 +244,22 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
             found = _correlate_tiles(turned_back, _resize(query.grey, *size))
             for (n, t, m), (score, x, y) in zip(group, found):
                 rect = _turn_rect((x, y, *size), turned_back[0].shape, t, m)
-                scores.append((score, n * 3 + 1, rect, t, m, "crop", None))
+                tried.append(_Found(score, n * 3 + 1, rect, t, m, "crop"))
         # the candidate inside the query: a border or frame was added around it, at the
         # candidate's own scale (a border of a few pixels: the other scales step past it) or
         # rescaled too
         for tw, th in _scales((qh, qw), cand.shape, 1 / own_scale, FRAME_SCALES):
             found = _correlate_tiles(qs, _resize(cand, tw, th))
             for (n, t, m), (score, x, y) in zip(group, found):
-                scores.append((score, n * 3 + 2, (0, 0, cw, ch), t, m, "frame", (x, y, tw, th)))
-    for score, _, region_stored, turns, mirrored, arrangement, query_window in sorted(scores, key=lambda s: s[1]):  # fmt: skip
-        if turns or mirrored:
-            score -= SYMMETRY_PENALTY
+                tried.append(_Found(score, n * 3 + 2, (0, 0, cw, ch), t, m, "frame", (x, y, tw, th)))  # fmt: skip
+    for found in sorted(tried, key=lambda f: f.order):  # stable: scales largest first
+        score = found.score - (SYMMETRY_PENALTY if found.turns or found.mirrored else 0.0)
         if score > best.similarity:
-            x, y, w, h = (v / candidate.scale for v in region_stored)
+            x, y, w, h = (v / candidate.scale for v in found.region)
             overlap = (w * h) / float(candidate.size[0] * candidate.size[1])
             region = (int(x), int(y), int(round(w)), int(round(h)))
-            best = PixelMatch(score, region, float(min(1.0, overlap)), mirrored, turns, arrangement)
-            windows = (query_window, region_stored)
+            best = PixelMatch(score, region, float(min(1.0, overlap)), found.mirrored, found.turns, found.arrangement)  # fmt: skip
+            windows = (found.query_window, found.region)
     if windows is None:
         return best
     penalty = COLOUR_PENALTY * _colour_misfit(query, candidate, best, *windows)
