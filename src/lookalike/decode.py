@@ -213,6 +213,17 @@ def trim_transparent(image: Image.Image, opaque: int = 32) -> Image.Image:
     return image.crop(box) if box else image
 
 
+def turn_hue(hsv, offset: int) -> Image.Image:
+    """A picture given as PIL's HSV (an array, height x width x 3) with its hue turned by
+    `offset` (of 256 for the whole circle), as RGB: a hue-shifted copy (evaluation), or one
+    shifted back (index/tiny.py)."""
+    import numpy as np
+
+    turned = np.array(hsv, dtype=np.uint8, copy=True)
+    turned[..., 0] = (turned[..., 0].astype(np.int32) + offset) % 256
+    return Image.fromarray(turned, "HSV").convert("RGB")
+
+
 # Y, Cb, Cr in strip_frame: JPEG keeps luminance best (docs/quality.md, "crops and borders")
 CHANNEL_WEIGHTS = (1.0, 0.5, 0.5)
 

@@ -221,6 +221,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         # the whole query on the whole candidate, at the smaller of the two sizes; in
         # luminance, and in HSV value, which a hue shift keeps (a yellow sprite turned blue
         # is darker in luminance)
+        turned_back = [_unturn(cand, t, m) for _, t, m in group]  # for the crops too
         if qw * qh <= cw * ch:
             whole = [
                 _correlate_tiles(tiles, _resize(c, qw, qh))
@@ -229,16 +230,16 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         else:  # the query shrunk to the candidate's size: the query as it is against the
             # candidate turned back, which is the same comparison
             size = (ch, cw) if odd else (cw, ch)  # the candidate's (width, height), turned back
+            values_back = [_unturn(candidate.value, t, m) for _, t, m in group]
             whole = [
-                _correlate_tiles([_unturn(c, t, m) for _, t, m in group], _resize(q, *size))
-                for q, c in ((query.grey, cand), (query.value, candidate.value))
+                _correlate_tiles(tiles, _resize(q, *size))
+                for q, tiles in ((query.grey, turned_back), (query.value, values_back))
             ]
         for i, (n, t, m) in enumerate(group):
             score = max(whole[0][i][0], whole[1][i][0])
             tried.append(_Found(score, n * 3, (0, 0, cw, ch), t, m, "whole"))
         # the query inside the candidate: a crop, at the candidate's own scale or rescaled;
         # the query as it is inside the candidate turned back
-        turned_back = [_unturn(cand, t, m) for _, t, m in group]
         for tw, th in _scales(cand.shape, (qh, qw), own_scale, CROP_SCALES):
             size = (th, tw) if odd else (tw, th)  # the query's own width and height
             found = _correlate_tiles(turned_back, _resize(query.grey, *size))

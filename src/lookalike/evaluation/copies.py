@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from ..decode import decode_image
+from ..decode import decode_image, turn_hue
 from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
@@ -81,9 +81,7 @@ def _edit(image: Image.Image, name: str, rng: random.Random) -> tuple[Image.Imag
         return ImageEnhance.Color(image).enhance(s), f"colour jitter {b:.2f}/{c:.2f}/{s:.2f}"
     if name == "hue":
         shift = rng.randint(30, 180)
-        hsv = np.asarray(image.convert("HSV")).copy()
-        hsv[..., 0] = (hsv[..., 0].astype(int) + shift * 255 // 360) % 256
-        return Image.fromarray(hsv, "HSV").convert("RGB"), f"hue +{shift}°"
+        return turn_hue(np.asarray(image.convert("HSV")), shift * 255 // 360), f"hue +{shift}°"
     if name == "grey":
         return image.convert("L").convert("RGB"), "greyscale"
     if name == "flip":

@@ -33,7 +33,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..decode import to_rgb
+from ..decode import to_rgb, turn_hue
 
 TINY_SIDE = 12  # 8, 12 and 16 found the same originals; 12 a few more (docs/quality.md)
 TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in the first 5
@@ -94,12 +94,7 @@ def hue_turned(image: Image.Image) -> list[bytes]:
     hsv = np.asarray(small.convert("HSV"))
     if int(hsv[..., 1].max()) < 16:  # no colour to turn
         return []
-    pictures = []
-    for turn in range(1, HUE_TURNS):
-        turned = hsv.copy()
-        turned[..., 0] = (turned[..., 0].astype(np.int32) + turn * 256 // HUE_TURNS) % 256
-        pictures.append(tiny_picture(Image.fromarray(turned, "HSV").convert("RGB")))
-    return pictures
+    return [tiny_picture(turn_hue(hsv, turn * 256 // HUE_TURNS)) for turn in range(1, HUE_TURNS)]
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
