@@ -1,5 +1,6 @@
 """Learned whitening (index/whitening.py) against plain cosine similarity and PCA whitening,
-leave-one-out mAP@10 (run by hand; the table is in docs/quality.md, 'Learned whitening').
+leave-one-out mAP@10, and diffusion over the candidates (ranking.py) on top (run by hand; the
+tables are in docs/quality.md, 'Learned whitening' and 'Diffusion').
 
 Each set's images and two edited views of each (tuning.edited_views) are embedded with the
 default model once; then each variant is learned from them and scored on the images:
@@ -24,6 +25,7 @@ from lookalike.evaluation.metrics import (
     score_rankings,
 )
 from lookalike.index.whitening import learn_whitening
+from lookalike.ranking import diffusion_order
 from lookalike.tuning import edited_views
 
 SETS = {"tango_icons": "group", "freeciv_flags": "group", "rltiles": "category"}
@@ -44,9 +46,12 @@ def pca_whitening(x: np.ndarray, shrink: float) -> np.ndarray:
     return l2n(centred @ (axes / np.sqrt(values + shrink * values.mean())))
 
 
-def reranked_map(x: np.ndarray, w: np.ndarray, labels: list[str], depth: int) -> float:
+def reranked_map(
+    x: np.ndarray, w: np.ndarray, labels: list[str], depth: int, diffusion: dict | None = None
+) -> float:
     """mAP@10 when the cosine search's best `depth` are ranked again under the whitening
-    (what search.py does, WHITENED_DEPTH)."""
+    (what search.py does, WHITENED_DEPTH); with `diffusion` (diffusion_order's keywords),
+    ordered by diffusion over their neighbourhood graph (ranking.py)."""
     arr = np.array(labels, dtype=object)
     counts, queries = leave_one_out_queries(labels)
     ranked, qlabels, nrel = [], [], []
@@ -54,7 +59,10 @@ def reranked_map(x: np.ndarray, w: np.ndarray, labels: list[str], depth: int) ->
         sims = x @ x[q]
         sims[q] = -np.inf
         top = np.argsort(-sims)[:depth]
-        top = top[np.argsort(-(w[top] @ w[q]))][:10]
+        if diffusion is None:
+            top = top[np.argsort(-(w[top] @ w[q]))][:10]
+        else:
+            top = top[diffusion_order(w[q], w[top], **diffusion)][:10]
         ranked.append(list(arr[top]))
         qlabels.append(labels[q])
         nrel.append(counts[labels[q]] - 1)
@@ -87,6 +95,10 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
     default = learned()  # SHRINK, DIMS
     for depth in (100, 200):
         results[f"learned, cosine's best {depth} ranked again"] = reranked_map(x, default, labels, depth)  # fmt: skip
+    for neighbours in (10, 20, 30):
+        for alpha in (0.5, 0.6, 0.7):
+            variant = f"learned, best 200, diffusion k {neighbours}, alpha {alpha}"
+            results[variant] = reranked_map(x, default, labels, 200, dict(neighbours=neighbours, alpha=alpha))  # fmt: skip
     for size in (300, 500):
         pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
         results[f"learned from {size} images' views"] = score(learned(pick))

@@ -12,7 +12,8 @@ from lookalike import tuning
 from lookalike.cli import main as cli_main
 from lookalike.index.whitening import Whitening, WhiteningError, learn_whitening
 from lookalike.library import WHITENING_FILE, Library
-from lookalike.search import QueryVector, Searcher, _rank_whitened
+from lookalike.ranking import diffusion_order, diffusion_weights, rank_whitened
+from lookalike.search import COPY_THRESHOLD, QueryVector, Searcher
 
 from .conftest import index_icons
 
@@ -115,7 +116,19 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         expected = whitening.apply(vectors) @ whitening.apply(query.vector[None, :])[0]
         for hit in hits:
             assert hit.score == pytest.approx(expected[order[hit.id]], abs=1e-5)
-        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+        # in the order of diffusion over all the candidates (here the whole library), after
+        # the copies; which is not the order of their scores
+        everything = searcher.search_vector(query, 48, collapse=False)
+        assert len(everything) == 48
+        all_ids, all_vectors = library.catalog.vectors([h.id for h in everything])
+        diffused = all_ids[
+            diffusion_order(whitening.apply(query.vector[None, :])[0], whitening.apply(all_vectors))
+        ].tolist()
+        copies = {h.id for h in everything if h.cosine >= COPY_THRESHOLD}
+        assert copies and [h.id for h in everything if h.id not in copies] == [
+            i for i in diffused if i not in copies
+        ]
+        assert [h.score for h in hits] != sorted((h.score for h in hits), reverse=True)
         # ...which is not the plain cosine order
         cosine = library.catalog.vectors(ids)[1] @ query.vector
         assert not np.allclose(sorted(cosine, reverse=True), [h.score for h in hits], atol=1e-3)
@@ -131,16 +144,17 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         assert hits[0].tier == "copy" and hits[0].cosine >= 0.98
         # ...even where its score under the whitening is the lowest of the candidates
         candidates = [(h.id, 0.5) for h in hits]
-        ranked = dict(_rank_whitened(library, whitening, query.vector, candidates))
+        ranked = dict(rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD))
         weakest = min(ranked, key=ranked.get)
         candidates = [(i, 0.99 if i == weakest else s) for i, s in candidates]
-        reranked = _rank_whitened(library, whitening, query.vector, candidates)
+        reranked = rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD)
         assert reranked[0] == (weakest, ranked[weakest])
-        assert [s for _, s in reranked[1:]] == sorted((s for _, s in reranked[1:]), reverse=True)
+        # the others as they were ranked (by diffusion) without it
+        assert [i for i, _ in reranked[1:]] == [i for i in ranked if i != weakest]
         # several copies: among them, the order under the whitening, not cosine's
         second = max((i for i in ranked if i != weakest), key=ranked.get)
         candidates = [(i, 0.995 if i == weakest else 0.99 if i == second else s) for i, s in candidates]  # fmt: skip
-        reranked = _rank_whitened(library, whitening, query.vector, candidates)
+        reranked = rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD)
         assert [i for i, _ in reranked[:2]] == [second, weakest]
         # text or mixed queries (picture=False) keep plain cosine similarity
         plain = searcher.search_vector(QueryVector(query.vector, picture=False), 5, collapse=False)
@@ -278,3 +292,48 @@ def test_check_warns_of_an_unusable_ranking_and_repair_learns_it(
     assert not [f for f in report.findings if f.area == "ranking"]
     with Library.open(copy) as library:
         assert library.whitening is not None
+
+
+def test_diffusion_reaches_along_a_chain_of_neighbours_before_closer_strangers():
+    """The query and a chain of pictures along an arc away from it, each close to the next;
+    a tight cluster of strangers is closer to the query than the far end of the chain, but
+    not among its nearest neighbours: diffusion ranks the whole chain first, in its order,
+    where similarity alone would put the strangers above the chain's far half."""
+    query = np.array([1.0, 0.0, 0.0])
+    angles = np.radians(np.arange(10, 100, 10))
+    chain = np.stack([np.cos(angles), np.sin(angles), np.zeros_like(angles)], axis=1)
+    rng = np.random.default_rng(0)
+    strangers = _unit(np.array([np.cos(np.radians(60)), 0.0, np.sin(np.radians(60))]) + rng.normal(0, 0.01, (6, 3)))  # fmt: skip
+    candidates = np.vstack([strangers, chain]).astype(np.float32)  # strangers first, on purpose
+    order = diffusion_order(query.astype(np.float32), candidates, neighbours=3).tolist()
+    assert order[:9] == list(range(6, 15))  # the chain, nearest first
+    # unreached, the strangers follow by their similarity to the query
+    similarity = strangers @ query
+    assert order[9:] == list(np.argsort(-similarity))
+    assert sorted(np.argsort(-(candidates @ query))[:9].tolist()) != list(range(6, 15))
+    # degenerate inputs
+    assert diffusion_order(query, np.zeros((0, 3))).tolist() == []
+    assert diffusion_order(query, chain[:1]).tolist() == [0]
+
+
+def test_the_nearest_candidate_stays_first_where_diffusion_favours_a_cluster():
+    """A lone candidate nearest the query (where an edited copy would be) and a cluster of
+    look-alikes that reinforce each other: diffusion alone weighs a cluster member highest,
+    but the nearest stays first; the rest follow the diffusion."""
+    rng = np.random.default_rng(305)  # a draw where the two orders disagree (asserted)
+    query = _unit(rng.normal(0, 1, (1, 8)))[0]
+    centre = _unit(query + 0.5 * _unit(rng.normal(0, 1, (1, 8))))[0]
+    cluster = _unit(centre + rng.normal(0, 0.1, (10, 8)))
+    lone = _unit(query + 0.4 * _unit(rng.normal(0, 1, (1, 8))))
+    others = _unit(rng.normal(0, 1, (10, 8)))
+    candidates = np.vstack([cluster, lone, others]).astype(np.float32)
+    query = query.astype(np.float32)
+    weights = diffusion_weights(query, candidates, 5, 0.6)
+    assert int(np.argmax(candidates @ query)) == 10 and int(np.argmax(weights)) != 10
+    order = diffusion_order(query, candidates, neighbours=5, alpha=0.6).tolist()
+    assert order[0] == 10
+    reached = [
+        i for i in np.argsort(-weights, kind="stable").tolist() if i != 10 and weights[i] > 0
+    ]
+    assert order[1 : 1 + len(reached)] == reached
+

@@ -9,9 +9,10 @@ twice. The threshold was measured on re-encoded, rescaled copies versus distinct
 docs/quality.md).
 
 Ranking: in a library with a learned whitening (index/whitening.py, tuning.py), the index's
-best WHITENED_DEPTH candidates of a picture query are ranked by their similarity under it, and
-that is the hits' score; tiers and collapsing are decided on the model's own cosine similarity
-first, as their thresholds were measured on it, and exact and copy hits come first. Verified
+best WHITENED_DEPTH candidates of a picture query are ranked again (ranking.py): their
+similarity under the whitening is the hits' score, and diffusion over their neighbourhood graph
+orders them; tiers and collapsing are decided on the model's own cosine similarity first, as
+their thresholds were measured on it, and exact and copy hits come first. Verified
 searches (copies) keep cosine similarity throughout (see search_vector).
 """
 
@@ -33,6 +34,7 @@ from .embed.base import wants_alpha
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
 from .query_terms import ExpressionError, combine, parse_expression
+from .ranking import rank_whitened
 from .sources.base import SourceError
 from .sources.http import fetch_bytes, is_url
 
@@ -288,7 +290,9 @@ class Searcher:
             candidates = _rescore(self.library, vectors, candidates)
         cosine = dict(candidates)
         if whitening is not None:  # ranked again; then only the shortlist is read
-            candidates = _rank_whitened(self.library, whitening, query.vector, candidates)
+            candidates = rank_whitened(
+                self.library, whitening, query.vector, candidates, COPY_THRESHOLD
+            )
             candidates = candidates[:shortlist]
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
@@ -307,8 +311,8 @@ class Searcher:
             for h in (hit, *hit.duplicates):
                 h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
                 h.tier = match_tier(h, query, verified=verify)
-        if whitening is not None:  # exact and copy tiers first, as without the whitening
-            hits.sort(key=lambda h: (TIER_ORDER[h.tier], -h.score))
+        if whitening is not None:  # exact and copy tiers first, each in its ranked order
+            hits.sort(key=lambda h: TIER_ORDER[h.tier])
         if verify:
             hits.sort(key=verified_order)
         return hits[offset:want]
@@ -390,23 +394,6 @@ def _penalise_turns(scores: np.ndarray) -> np.ndarray:
     turned views' rows, in place."""
     scores[1:] -= TURN_PENALTY
     return scores
-
-
-def _rank_whitened(
-    library: Library, whitening, query: np.ndarray, candidates: list[tuple[int, float]]
-) -> list[tuple[int, float]]:
-    """`candidates` (id, cosine similarity) as (id, similarity under the whitening), best
-    first; those whose cosine similarity makes them copies (COPY_THRESHOLD, the exact ones
-    among them) before all others, as tiers are listed."""
-    ids, vectors = library.catalog.vectors([i for i, _ in candidates])
-    if not len(ids):
-        return []
-    scores = whitening.apply(vectors) @ whitening.apply(query[None, :])[0]
-    cosine = dict(candidates)
-    # Copies by their score under the whitening too, so that scores fall within a tier (sprite
-    # sheets of one body type are such "copies" of 6.5 others each, on lpc_spritesheets)
-    order = sorted(range(len(ids)), key=lambda r: (cosine[int(ids[r])] < COPY_THRESHOLD, -scores[r]))  # fmt: skip
-    return [(int(ids[r]), float(scores[r])) for r in order]
 
 
 def _collapse(
