@@ -337,3 +337,33 @@ def test_the_nearest_candidate_stays_first_where_diffusion_favours_a_cluster():
     ]
     assert order[1 : 1 + len(reached)] == reached
 
+
+def test_the_ranking_learned_depends_on_the_images_not_on_the_order_they_were_indexed(
+    icon_library, tmp_path
+):
+    """Ids follow the order in which images were decoded, which varies between runs: the same
+    images indexed in another order (other ids) learn the same ranking from the same sample."""
+    from lookalike.indexing import Indexer
+    from lookalike.sources.folder import FolderSource
+
+    root, folder, _ = icon_library
+    halves = [tmp_path / "second", tmp_path / "first"]
+    for n, icon in enumerate(sorted(folder.glob("*.png"))):
+        target = halves[n < 24]
+        target.mkdir(exist_ok=True)
+        (target / icon.name).write_bytes(icon.read_bytes())
+    other = tmp_path / "library"
+    with Library.open(other, write=True) as library:
+        Indexer(library, progress=False).run([FolderSource(halves[0]), FolderSource(halves[1])])
+    learned = []
+    for path in (root, other):
+        with Library.open(path, write=True) as library:
+            names = {r.id: r.first_place.source.rsplit("/", 1)[1] for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
+            report = tuning.tune(library, sample=30, progress=False)
+            ids, vectors = library.catalog.vectors(sorted(names, key=names.get))
+            learned.append((dict(zip(ids.tolist(), map(names.get, ids.tolist()))), report.whitening.apply(vectors)))  # fmt: skip
+    (first_names, first), (second_names, second) = learned
+    assert sorted(first_names.values()) == sorted(second_names.values())
+    assert list(first_names) != list(second_names)  # other ids for the same icons
+    # the same similarities under both rankings (the axes' signs may differ)
+    np.testing.assert_allclose(first @ first.T, second @ second.T, atol=1e-3)

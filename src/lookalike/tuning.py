@@ -13,6 +13,7 @@ sample only needs to be large, not complete.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from dataclasses import dataclass
@@ -114,9 +115,13 @@ def tune(
     started = time.monotonic()
     catalog = library.catalog
     embedder = library.embedder
-    all_ids = catalog.vector_ids()
-    rng = random.Random(seed)
-    chosen = sorted(rng.sample(all_ids.tolist(), min(sample, len(all_ids))))
+    # Images and edits are drawn by content, not by id: ids follow the order in which the
+    # decoding workers finished, so the same folder indexed twice would learn two rankings
+    contents = catalog.vector_contents()
+    digest = {i: hashlib.blake2b(f"{seed}:{sha}".encode(), digest_size=8).digest() for i, sha in contents}  # fmt: skip
+    drawn = sorted(digest, key=digest.get)  # a uniform shuffle, the same for the same images
+    chosen = sorted(drawn[:sample])
+    sha_of = dict(contents)
     todo = _by_archive(catalog, np.array(chosen, dtype=np.int64))
     prep = embedder.preprocessor()
     min_size = getattr(prep, "size", None)
@@ -146,6 +151,7 @@ def tune(
                 report.unreadable += 1
                 continue
             ids.append(record.id)
+            rng = random.Random(f"{seed}:{sha_of[record.id]}")
             for view, edited in enumerate(edited_views(image, rng)):
                 pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
             if len(pixels[0]) >= BATCH:
@@ -160,15 +166,13 @@ def tune(
     order = {image_id: row for row, image_id in enumerate(ids)}
     rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
     views = [(originals, np.concatenate(v)[rows]) for v in view_vectors]
-    pool = all_ids
-    if len(pool) > MAX_VECTORS:
-        pool = np.sort(np.random.default_rng(seed).choice(pool, MAX_VECTORS, replace=False))
+    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)
     library_vectors = np.concatenate([v for _, v in _vector_chunks(catalog, pool)])
     report.whitening = learn_whitening(
         library_vectors,
         views,
         model_id=catalog.get_meta("model_id") or "",
-        library_size=len(all_ids),
+        library_size=len(contents),
     )
     library.set_whitening(report.whitening)
     report.seconds = time.monotonic() - started

@@ -329,6 +329,12 @@ class Catalog(CatalogQueries):
         rows = self.conn.execute("SELECT image_id FROM vectors ORDER BY image_id").fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def vector_contents(self) -> list[tuple[int, str]]:
+        """(id, sha256) of all images that have a vector: what they are, not when they came."""
+        return self.conn.execute(
+            "SELECT v.image_id, i.sha256 FROM vectors v JOIN images i ON i.id = v.image_id"
+        ).fetchall()
+
     def vector_count(self) -> int:
         """How many images have a vector, without reading their ids."""
         return self.conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
