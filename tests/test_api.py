@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -294,3 +296,58 @@ def test_add_by_url_keeps_the_file_in_the_download_cache(client, tmp_path):
     assert (place["title"], place["licence"]) == ("Web Art", "CC-BY 4.0")
     # the server is gone: the file comes from the download cache
     assert client.get(f"/api/v1/images/{added.json()['id']}/file").content == data
+
+
+def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeypatch):
+    """A library filled through the API learns its ranking as `lookalike index` would: once
+    it holds MIN_IMAGES, in the service's background thread, reading without the write lock."""
+    from lookalike import tuning
+    from lookalike.library import WHITENING_FILE, Library
+
+    service = client.app.state.service
+    before = client.get("/api/v1/stats").json()["images"]
+    monkeypatch.setattr(tuning, "MIN_IMAGES", before + 3)
+    assert not service.learn_ranking_if_due()  # below MIN_IMAGES
+    for seed in range(3):
+        added = client.post("/api/v1/images", headers=KEY, files={"file": (f"a{seed}.png", png_bytes(900 + seed), "image/png")})  # fmt: skip
+        assert added.status_code == 201
+    assert service.learn_ranking_if_due()
+    assert not service.learn_ranking_if_due()  # learnt: due again once the library doubles
+    with Library.open(service.root) as library:
+        whitening = library.whitening
+        assert whitening is not None and whitening.library_size == before + 3
+        ids, vectors = library.catalog.vectors([added.json()["id"]])
+    # searches rank under it from now on: a picture query's scores are similarities under it
+    found = upload(client, "/api/v1/search", png_bytes(900 + 2), k=3).json()["results"]
+    assert len(found) == 3 and found[0]["id"] == int(ids[0]) and found[0]["tier"] == "exact"
+    with Library.open(service.root) as library:
+        query = library.embedder.embed_images([make_picture(902, size=(96, 96))])[0]
+        for hit in found[1:]:
+            _, vector = library.catalog.vectors([hit["id"]])
+            mapped = whitening.apply(np.vstack([vector[0], query]))
+            assert hit["score"] == pytest.approx(float(mapped[0] @ mapped[1]), abs=2e-3)
+    assert (service.root / WHITENING_FILE).exists()
+
+
+def test_the_services_background_thread_learns_the_ranking_by_itself(
+    run_cli, picture_folder, library_path, monkeypatch
+):
+    from lookalike import tuning
+    from lookalike.library import WHITENING_FILE
+    from lookalike.server.service import LibraryService
+
+    code, _, err = run_cli("index", picture_folder)
+    assert code == 0, err
+    service = LibraryService(library_path, save_every=0.05)
+    try:
+        monkeypatch.setattr(tuning, "MIN_IMAGES", len(service.index) + 2)
+        for seed in (910, 911):
+            data = png_bytes(seed)
+            service.add_image(data, service.upload_place(data, f"{seed}.png"))
+        deadline = time.monotonic() + 60
+        while not (library_path / WHITENING_FILE).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (library_path / WHITENING_FILE).exists()
+        assert service.library().whitening.library_size == len(service.index)
+    finally:
+        service.close()

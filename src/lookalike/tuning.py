@@ -7,8 +7,10 @@
 No labels are used, only the library's pictures, so it fits any collection; it is worth it
 from a few hundred images on (fitted on 300 tango_icons it still gained +0.02 mAP@10), and
 `lookalike index` runs it by itself once a library reaches MIN_IMAGES, and again each time the
-library has doubled since (`due`). Images whose original cannot be read are skipped: the
-sample only needs to be large, not complete.
+library has doubled since (`due`), and so does `lookalike serve` for images added through the
+API (server/service.py, with `learn`, which does not save). Images whose original cannot be
+read are skipped: the sample only needs to be large, not complete. Images and their edits are
+drawn by content (sha256), so the same images learn the same ranking however they were indexed.
 """
 
 from __future__ import annotations
@@ -112,6 +114,22 @@ def tune(
     searches use it from then on. Returns what was done; `whitening` is None when too few
     images could be read (the library keeps whatever it had)."""
     assert library.writable, "tune needs a library opened for writing"
+    report = learn(library, sample=sample, seed=seed, max_pixels=max_pixels, progress=progress)
+    if report.whitening is not None:
+        library.set_whitening(report.whitening)
+    return report
+
+
+def learn(
+    library: Library,
+    *,
+    sample: int = SAMPLE,
+    seed: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool | None = None,
+) -> TuneReport:
+    """What `tune` learns, without saving it: reads only, so a library open for reading will
+    do (the web service learns while it goes on serving, then saves under its write lock)."""
     started = time.monotonic()
     catalog = library.catalog
     embedder = library.embedder
@@ -174,7 +192,6 @@ def tune(
         model_id=catalog.get_meta("model_id") or "",
         library_size=len(contents),
     )
-    library.set_whitening(report.whitening)
     report.seconds = time.monotonic() - started
     return report
 

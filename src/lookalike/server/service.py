@@ -11,11 +11,15 @@
   reconciled with the catalog when SQLite's data_version says another connection committed.
 - The index file is saved by a background thread when it changed; the catalog holds every
   vector meanwhile, so nothing is lost if the service dies first.
+- The same thread learns the library's ranking (tuning.py) when images added through the API
+  make it due, as `lookalike index` does: it reads and embeds without the write lock, so adds
+  go on meanwhile, and takes the lock only to save it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import tuning
 from ..catalog.records import Place
 from ..catalog.store import Catalog
 from ..catalog.web import DownloadLog
@@ -40,6 +45,8 @@ from ..sources.locate import read_image_bytes
 from ..sources.urls import Downloader, safe_filename
 
 UPLOADS_DIR = "uploads"
+
+log = logging.getLogger(__name__)
 
 
 class LockedIndex(VectorIndex):
@@ -139,6 +146,7 @@ class LibraryService:
         self._data_version = self._version()
         self._last_refresh = time.monotonic()
         self._dirty = False
+        self._grown = True  # images were added since the ranking was last looked at
         self._model_changed: str | None = None
         self._closing = threading.Event()
         self._saver = threading.Thread(target=self._save_loop, args=(save_every,), daemon=True)
@@ -234,7 +242,7 @@ class LibraryService:
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id)
             library.add_to_index(np.array([image_id], dtype=np.int64), vector)
-            self._dirty = True
+            self._dirty = self._grown = True
         return image_id, True
 
     def upload_place(self, data: bytes, filename: str | None, **meta) -> Place:
@@ -320,12 +328,35 @@ class LibraryService:
             return False  # a CLI run is writing; try again later
         return True
 
+    def learn_ranking_if_due(self) -> bool:
+        """Learn and save the library's ranking when `tuning.due` says so (once it holds
+        MIN_IMAGES, and each time it has doubled); True when one was saved."""
+        if not self._grown:
+            return False
+        self._grown = False
+        if not tuning.due(self.library()):
+            return False
+        report = tuning.learn(self.library(), progress=False)  # reads only: adds go on
+        if report.whitening is None:
+            return False
+        try:
+            with self._writer() as library:
+                if not tuning.due(library):  # `lookalike tune` or `index` learnt one meanwhile
+                    return False
+                library.set_whitening(report.whitening)
+        except WriteBusy:
+            self._grown = True  # a CLI run is writing (and learns one itself); look again later
+            return False
+        log.info("learned the library's ranking from %d images", report.sampled)
+        return True
+
     def _save_loop(self, every: float) -> None:
         while not self._closing.wait(every):
             try:
                 self.save_if_dirty()
+                self.learn_ranking_if_due()
             except Exception:  # never let the saver thread die; the next round tries again
-                pass
+                log.exception("saving the index or learning the ranking failed")
 
     def close(self) -> None:
         self._closing.set()
