@@ -102,19 +102,12 @@ def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(4, round(size[0] * scale)), max(4, round(size[1] * scale))
 
 
-def tune(
-    library: Library,
-    *,
-    sample: int = SAMPLE,
-    seed: int = 0,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    progress: bool | None = None,
-) -> TuneReport:
-    """Learn the whitening from `sample` of the library's images and save it; the library's
+def tune(library: Library, **options) -> TuneReport:
+    """Learn the whitening (`learn`, with its keyword `options`) and save it; the library's
     searches use it from then on. Returns what was done; `whitening` is None when too few
     images could be read (the library keeps whatever it had)."""
     assert library.writable, "tune needs a library opened for writing"
-    report = learn(library, sample=sample, seed=seed, max_pixels=max_pixels, progress=progress)
+    report = learn(library, **options)
     if report.whitening is not None:
         library.set_whitening(report.whitening)
     return report
@@ -128,8 +121,9 @@ def learn(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool | None = None,
 ) -> TuneReport:
-    """What `tune` learns, without saving it: reads only, so a library open for reading will
-    do (the web service learns while it goes on serving, then saves under its write lock)."""
+    """Learn the whitening from `sample` of the library's images, without saving it: reads
+    only, so a library open for reading will do (the web service learns while it goes on
+    serving, then saves under its write lock)."""
     started = time.monotonic()
     catalog = library.catalog
     embedder = library.embedder
