@@ -112,6 +112,13 @@ def wait_for(browser, condition, timeout=30):
     return WebDriverWait(browser, timeout).until(condition)
 
 
+def settled(browser) -> bool:
+    """Every picture on the page loaded: a click lands where the element was found (the
+    query's picture, loading after the results appeared, pushed the grid down under a click
+    once in about ten runs)."""
+    return browser.execute_script("return [...document.images].every((i) => i.complete)")
+
+
 def test_upload_browse_back_and_screenshot(browser, server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 900)
@@ -140,6 +147,7 @@ def test_upload_browse_back_and_screenshot(browser, server):
     assert not browser.find_element(By.ID, "more").is_displayed()
 
     # 4. click a result: its similar images, with a shareable address
+    wait_for(browser, settled)
     second = cards(browser)[1]
     clicked_id = second.get_attribute("data-id")
     second.find_element(By.CSS_SELECTOR, "a.pic").click()
@@ -158,6 +166,7 @@ def test_upload_browse_back_and_screenshot(browser, server):
     )
 
     # the back button returns to the previous view
+    wait_for(browser, lambda b: len(cards(b)) >= 24 and settled(b))
     browser.find_element(By.CSS_SELECTOR, "#results .card a.pic").click()
     wait_for(browser, lambda b: f"?id={clicked_id}" not in b.current_url)
     browser.back()
