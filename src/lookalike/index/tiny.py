@@ -11,8 +11,8 @@ recompression, brightness and contrast, greyscale and most colour changes leave 
 
 Each image's tiny picture is made when it is decoded and kept in the catalog (images.tiny, 144
 bytes, int8). `TinyPictures` holds them in memory and is searched by brute force, for all eight
-symmetries of the query at once (mirrored and turned copies): 2 ms for 10,000 images, 25 ms
-for 100,000, 0.25 s for a million (`python bench/tiny_pictures.py --scale N`; 144 bytes each).
+symmetries of the query at once (mirrored and turned copies): 2 ms for 10,000 images, 17 ms
+for 100,000, 0.18 s for a million (`python bench/tiny_pictures.py --scale N`; 144 bytes each).
 `search --verify` adds its best TINY_DEPTH to the candidates that are verified by pixels
 (verify.py, pixel_match.py), which then decide; a tiny picture alone never makes a copy.
 
@@ -169,14 +169,8 @@ class TinyPictures:
     ) -> list[tuple[int, float]]:
         """The `k` images whose tiny pictures correlate best with `tiny` in any symmetry
         (less SYMMETRY_PENALTY unless as it is): (id, correlation), best first."""
-        self.refresh(catalog)
-        segments = self._segments
-        if not segments or k <= 0:
-            return []
         queries = symmetries(tiny).T  # (TINY_SIDE², 8)
-        ids = np.concatenate([s.ids for s in segments])
-        best = np.concatenate([s.best(queries) for s in segments])
-        return _best(ids, best, k, exclude, allowed)
+        return self._ranked(catalog, queries, k, True, exclude, allowed)
 
     def search_as_is(
         self,
@@ -189,14 +183,19 @@ class TinyPictures:
     ) -> list[tuple[int, float]]:
         """The `k` images whose tiny pictures correlate best with any of `pictures`, as they
         are (no symmetries; hue_turned's views): (id, correlation), best first."""
-        self.refresh(catalog)
-        segments = self._segments
-        if not segments or k <= 0 or not pictures:
+        if not pictures:
             return []
         rows = np.frombuffer(b"".join(pictures), dtype=np.int8).reshape(len(pictures), -1)
-        queries = _unit_rows(rows).T
+        return self._ranked(catalog, _unit_rows(rows).T, k, False, exclude, allowed)
+
+    def _ranked(self, catalog, queries, k, penalised, exclude, allowed) -> list[tuple[int, float]]:
+        """The `k` images whose tiny pictures correlate best with any column of `queries`."""
+        self.refresh(catalog)
+        segments = self._segments  # one state throughout, as another thread may refresh
+        if not segments or k <= 0:
+            return []
         ids = np.concatenate([s.ids for s in segments])
-        best = np.concatenate([s.best(queries, penalised=False) for s in segments])
+        best = np.concatenate([s.best(queries, penalised) for s in segments])
         return _best(ids, best, k, exclude, allowed)
 
     def search_within(
