@@ -1,6 +1,7 @@
 """Learned whitening (index/whitening.py) against plain cosine similarity and PCA whitening,
-leave-one-out mAP@10, and diffusion over the candidates (ranking.py) on top (run by hand; the
-tables are in docs/quality.md, 'Learned whitening' and 'Diffusion').
+leave-one-out mAP@10, diffusion over the candidates (ranking.py) on top, and the model's
+details whitened with the vectors (run by hand; the tables are in docs/quality.md, 'Learned
+whitening', 'Diffusion' and 'Details').
 
 Each set's images and two edited views of each (tuning.edited_views) are embedded with the
 default model once; then each variant is learned from them and scored on the images:
@@ -35,8 +36,10 @@ def l2n(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def embed(net: EffNetLite0, images: list) -> np.ndarray:
-    return np.concatenate([net.embed_images(images[i : i + 64]) for i in range(0, len(images), 64)])  # fmt: skip
+def embed(net: EffNetLite0, images: list) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, details) of `images`."""
+    parts = [net.embed_images_with_details(images[i : i + 64]) for i in range(0, len(images), 64)]
+    return np.concatenate([v for v, _ in parts]), np.concatenate([d for _, d in parts])
 
 
 def pca_whitening(x: np.ndarray, shrink: float) -> np.ndarray:
@@ -76,8 +79,7 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
     labels = [getattr(r, by) for r in rows]
     rng = random.Random(0)
     views = [edited_views(image, rng) for image in images]
-    x = embed(net, images)
-    shrunk, cropped = embed(net, [v[0] for v in views]), embed(net, [v[1] for v in views])
+    (x, xd), (shrunk, sd), (cropped, cd) = (embed(net, batch) for batch in (images, [v[0] for v in views], [v[1] for v in views]))  # fmt: skip
 
     def learned(idx=slice(None), pairs=None, **kw) -> np.ndarray:
         pairs = pairs or [(x[idx], shrunk[idx]), (x[idx], cropped[idx])]
@@ -99,6 +101,15 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
         for alpha in (0.5, 0.6, 0.7):
             variant = f"learned, best 200, diffusion k {neighbours}, alpha {alpha}"
             results[variant] = reranked_map(x, default, labels, 200, dict(neighbours=neighbours, alpha=alpha))  # fmt: skip
+    # the vectors and their details side by side (what `lookalike tune` learns for a model with
+    # details); the candidates still come from the vectors' cosine similarity
+    both = [np.hstack(pair) for pair in ((x, xd), (shrunk, sd), (cropped, cd))]
+    detailed = learn_whitening(both[0], [(both[0], both[1]), (both[0], both[2])], model_id="",
+                               library_size=len(x), detail_dim=xd.shape[1]).apply(x, xd)  # fmt: skip
+    results["with details, cosine's best 200 ranked again"] = reranked_map(x, detailed, labels, 200)  # fmt: skip
+    for alpha in (0.5, 0.6, 0.7):
+        variant = f"with details, best 200, diffusion k 20, alpha {alpha}"
+        results[variant] = reranked_map(x, detailed, labels, 200, dict(neighbours=20, alpha=alpha))  # fmt: skip
     for size in (300, 500):
         pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
         results[f"learned from {size} images' views"] = score(learned(pick))

@@ -43,7 +43,7 @@ def test_health_stats_and_openapi(client):
     assert client.get("/healthz").json() == {
         "status": "ok",
         "images": 12,
-        "model": "effnet-lite0@3",
+        "model": "effnet-lite0@4",
         "text": False,
     }
     stats = client.get("/api/v1/stats").json()
@@ -62,7 +62,7 @@ def test_health_stats_and_openapi(client):
 
 def test_extract_returns_the_model_vector(client):
     body = upload(client, "/api/v1/extract", png_bytes(3)).json()
-    assert body["model"] == "effnet-lite0@3" and body["dim"] == 1280 and len(body["vector"]) == 1280
+    assert body["model"] == "effnet-lite0@4" and body["dim"] == 1280 and len(body["vector"]) == 1280
     assert abs(sum(v * v for v in body["vector"]) - 1.0) < 1e-2
 
 
@@ -321,10 +321,12 @@ def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeyp
     found = upload(client, "/api/v1/search", png_bytes(900 + 2), k=3).json()["results"]
     assert len(found) == 3 and found[0]["id"] == int(ids[0]) and found[0]["tier"] == "exact"
     with Library.open(service.root) as library:
-        query = library.embedder.embed_images([make_picture(902, size=(96, 96))])[0]
+        vectors, details = library.embedder.embed_images_with_details([make_picture(902, size=(96, 96))])  # fmt: skip
+        assert whitening.detail_dim and len(library.catalog.details(ids)[0]) == 1  # API adds too
         for hit in found[1:]:
             _, vector = library.catalog.vectors([hit["id"]])
-            mapped = whitening.apply(np.vstack([vector[0], query]))
+            _, detail = library.catalog.details([hit["id"]])
+            mapped = whitening.apply(np.vstack([vector[0], vectors[0]]), np.vstack([detail[0], details[0]]))  # fmt: skip
             assert hit["score"] == pytest.approx(float(mapped[0] @ mapped[1]), abs=2e-3)
     assert (service.root / WHITENING_FILE).exists()
 

@@ -170,6 +170,7 @@ def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
     for table in ("pending_deletes", "staged_vectors"):  # what v4 and v5 added
         sql(indexed, f"DROP TABLE {table}")
     sql(indexed, "ALTER TABLE images DROP COLUMN tiny")  # what v6 added
+    sql(indexed, "ALTER TABLE vectors DROP COLUMN detail")  # and v7
     sql(indexed, "PRAGMA user_version = 3")
     code, report = check(run_cli)
     assert code == 0 and "schema v3" in messages(report)

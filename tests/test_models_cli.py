@@ -11,6 +11,7 @@ import shutil
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 from lookalike.catalog.staging import staged_ids
 from lookalike.embed.registry import MODELS, create_embedder
@@ -217,7 +218,7 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
     assert code == 0, err
     assert "11 of 11 images embedded with resnet50@1" in err
-    assert "now uses resnet50@1 instead of effnet-lite0@3" in err
+    assert "now uses resnet50@1 instead of effnet-lite0@4" in err
     stats = json.loads(run_cli("stats", "--json")[1])
     assert stats["model"] == "resnet50" and stats["model_id"] == "resnet50@1"
     assert stats["dim"] == 2048 and stats["status"]["indexed"] == 11
@@ -233,6 +234,44 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     original = make_picture(200 + int(member.places[0].member[-5]), (64, 64))
     assert np.allclose(stored, resnet.embed_images([original])[0], atol=2e-3)
     [result] = search_json(run_cli, str(mixed_sources / "file2.png"), "-k", "1", weights=weights)
+    assert result["results"][0]["tier"] == "exact"
+    with Library.open(library_path) as library:  # effnet-lite0's details went with its vectors
+        assert library.catalog.detail_count() == 0
+
+
+def test_a_library_of_effnet_lite0_3_gets_its_details_from_reindex(
+    run_cli, library_path, mixed_sources
+):
+    """effnet-lite0@4 has the vectors of @3 and adds details, which a library indexed with
+    @3 lacks: it is refused until `reindex --model effnet-lite0` re-reads the originals."""
+    assert run_cli("index", "-q", mixed_sources)[0] == 0
+    with Library.open(library_path, write=True) as library:
+        catalog = library.catalog
+        _, vectors = catalog.vectors(range(1, 12))
+        with catalog.transaction():  # what a library of effnet-lite0@3 holds
+            catalog.conn.execute("UPDATE vectors SET detail = NULL")
+            catalog.conn.execute("UPDATE images SET model = 'effnet-lite0@3'")
+            catalog.set_meta("model_id", "effnet-lite0@3")
+    code, _, err = run_cli("search", str(mixed_sources / "file2.png"))
+    assert code != 0 and "made by effnet-lite0@3" in err
+    assert "lookalike reindex --model effnet-lite0" in err
+    code, _, err = run_cli("reindex", "--model", "effnet-lite0", "-q")
+    assert code == 0, err
+    with Library.open(library_path) as library:
+        catalog = library.catalog
+        assert catalog.get_meta("model_id") == "effnet-lite0@4"
+        assert np.allclose(catalog.vectors(range(1, 12))[1], vectors, atol=1e-3)  # unchanged
+        having, details = catalog.details(range(1, 12))
+        assert len(having) == 11
+        row, record = next(
+            (row, catalog.image(int(i)))
+            for row, i in enumerate(having)
+            if not catalog.image(int(i)).places[0].member  # a file, not an archive member
+        )
+        with Image.open(record.places[0].source) as original:
+            made = library.embedder.embed_images_with_details([original.convert("RGB")])[1]
+        assert np.allclose(details[row], made[0], atol=2e-3)
+    [result] = search_json(run_cli, str(mixed_sources / "file2.png"), "-k", "1")
     assert result["results"][0]["tier"] == "exact"
 
 
@@ -254,7 +293,7 @@ def test_an_interrupted_reindex_leaves_the_old_index_working_and_resumes(
     # nothing that search reads has changed
     assert (library_path / "index.faiss").read_bytes() == index_bytes
     assert search_json(run_cli, str(mixed_sources / "file1.png"), "-k", "5") == before
-    assert json.loads(run_cli("stats", "--json")[1])["model_id"] == "effnet-lite0@3"
+    assert json.loads(run_cli("stats", "--json")[1])["model_id"] == "effnet-lite0@4"
     # running again embeds only the rest
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
     assert code == 0, err
@@ -273,7 +312,7 @@ def test_reindex_stops_before_switching_when_originals_are_gone(
     (mixed_sources / "file4.png").unlink()
     weights = random_weights("resnet50")
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "-q")
-    assert code == 1 and "1 originals could not be read: still searching with effnet-lite0@3" in err
+    assert code == 1 and "1 originals could not be read: still searching with effnet-lite0@4" in err
     assert "file4.png" in err
     assert json.loads(run_cli("stats", "--json")[1])["model"] == "effnet-lite0"
     code, _, err = run_cli("-W", weights, "reindex", "--model", "resnet50", "--drop-unreadable")

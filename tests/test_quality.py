@@ -373,7 +373,7 @@ def test_the_default_model_ignores_transparent_margins():
         canvas.alpha_composite(icon, at)
         canvases.append(canvas)
     default = create_embedder("effnet-lite0")
-    assert default.model_id == "effnet-lite0@3"
+    assert default.model_id == "effnet-lite0@4"
     a, b, c = default.embed_images([icon, *canvases])
     assert float(a @ b) > 0.995 and float(a @ c) > 0.995
     untrimmed = default.embed(np.stack([SquarePreprocessor()(to_rgb(im)) for im in canvases]))

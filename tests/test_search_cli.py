@@ -138,7 +138,7 @@ def test_stats_and_export(run_cli, indexed, library_path, tmp_path):
     code, out, _ = run_cli("stats", "--json")
     stats = json.loads(out)
     assert stats["images"] == 12 and stats["status"]["indexed"] == 12
-    assert stats["model_id"] == "effnet-lite0@3" and stats["dim"] == 1280
+    assert stats["model_id"] == "effnet-lite0@4" and stats["dim"] == 1280
     assert stats["index"] == {"type": "flat", "vectors": 12}
     assert stats["bytes_on_disk"]["catalog.sqlite3"] > 0
     code, out, _ = run_cli("stats")

@@ -84,6 +84,41 @@ def test_whitening_survives_a_save_and_refuses_a_damaged_file(tmp_path):
              model_id=np.array("m"), images=np.array(1), library_size=np.array(1))  # fmt: skip
     with pytest.raises(WhiteningError, match="damaged"):
         Whitening.load(path)
+    np.savez(path, mean=np.zeros(4, np.float32), projection=np.zeros((4, 2), np.float32),
+             model_id=np.array("m"), images=np.array(1), library_size=np.array(1),
+             detail_dim=np.array(4))  # fmt: skip
+    with pytest.raises(WhiteningError, match="detail_dim"):
+        Whitening.load(path)
+    # a whitening saved before details existed: none
+    np.savez(path, mean=whitening.mean, projection=whitening.projection, model_id=np.array("m"),
+             images=np.array(1), library_size=np.array(1))  # fmt: skip
+    assert Whitening.load(path).detail_dim == 0
+
+
+def test_a_whitening_with_details_maps_vectors_and_details_together(tmp_path):
+    """Details (the last columns) say what the vectors alone cannot: here the content is
+    only in the details, so with them the views find their images, and without them (the
+    library's mean details in their place) they do not."""
+    rng = np.random.default_rng(0)
+    n = 300
+    content = _unit(rng.normal(0, 1, (n, 16)))
+    vectors, view_vectors = _unit(rng.normal(0, 1, (n, 32))), _unit(rng.normal(0, 1, (n, 32)))
+    details, view_details = content, _unit(content + rng.normal(0, 0.1, (n, 16)))
+    whitening = learn_whitening(
+        np.hstack([vectors, details]),
+        [(np.hstack([vectors, details]), np.hstack([view_vectors, view_details]))],
+        model_id="m@1",
+        library_size=n,
+        detail_dim=16,
+    )
+    assert whitening.detail_dim == 16 and whitening.mean.shape == (48,)
+    found = _recall_at_1(whitening.apply(view_vectors, view_details), whitening.apply(vectors, details))  # fmt: skip
+    blind = _recall_at_1(whitening.apply(view_vectors), whitening.apply(vectors))
+    assert found > 0.95 and blind < 0.05
+    whitening.save(tmp_path / "w.npz")
+    loaded = Whitening.load(tmp_path / "w.npz")
+    assert loaded.detail_dim == 16
+    assert np.array_equal(loaded.apply(vectors, details), whitening.apply(vectors, details))
 
 
 @pytest.fixture(scope="module")
@@ -105,24 +140,34 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         assert whitening is not None
         assert whitening.model_id == library.catalog.get_meta("model_id")
         assert (whitening.images, whitening.library_size) == (48, 48)
+        # learned on each vector and its details side by side (the default model has them)
+        assert whitening.detail_dim == library.embedder.detail_dim > 0
+        assert whitening.mean.shape == (library.embedder.dim + whitening.detail_dim,)
         searcher = Searcher(library)
         query = searcher.query_vector(str(folder / "icon05.png"))
+        assert query.details is not None and query.details.shape == (whitening.detail_dim,)
         hits = searcher.search_vector(query, 10, collapse=False)
         # the same bytes: an exact hit, first, at similarity 1 under the whitening too
         assert hits[0].tier == "exact" and hits[0].score == pytest.approx(1.0, abs=1e-4)
         ids = [h.id for h in hits]
         _, vectors = library.catalog.vectors(ids)
+        having, details = library.catalog.details(ids)
+        assert having.tolist() == ids  # every indexed image has its details
         order = {i: row for row, i in enumerate(library.catalog.vectors(ids)[0].tolist())}
-        expected = whitening.apply(vectors) @ whitening.apply(query.vector[None, :])[0]
+        mapped_query = whitening.apply(query.vector[None, :], query.details[None, :])[0]
+        expected = whitening.apply(vectors, details) @ mapped_query
         for hit in hits:
             assert hit.score == pytest.approx(expected[order[hit.id]], abs=1e-5)
+        # the details count: without them, the scores would be others
+        assert not np.allclose(whitening.apply(vectors) @ mapped_query, expected, atol=1e-3)
         # in the order of diffusion over all the candidates (here the whole library), after
         # the copies; which is not the order of their scores
         everything = searcher.search_vector(query, 48, collapse=False)
         assert len(everything) == 48
         all_ids, all_vectors = library.catalog.vectors([h.id for h in everything])
+        all_details = library.catalog.details(all_ids)[1]
         diffused = all_ids[
-            diffusion_order(whitening.apply(query.vector[None, :])[0], whitening.apply(all_vectors))
+            diffusion_order(mapped_query, whitening.apply(all_vectors, all_details))
         ].tolist()
         copies = {h.id for h in everything if h.cosine >= COPY_THRESHOLD}
         assert copies and [h.id for h in everything if h.id not in copies] == [
@@ -249,6 +294,27 @@ def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, mon
     assert "ranking   whitening learned from 10 images" in output
 
 
+def test_a_library_whose_images_lack_details_learns_from_the_vectors_alone(icon_library, tmp_path):
+    """A library where some images have no details (they are all or nothing within one model,
+    but a catalog may be edited by hand) learns its ranking from the vectors, and ranks by it."""
+    root, folder, _ = icon_library
+    import shutil
+
+    copy = tmp_path / "library"
+    shutil.copytree(root, copy)
+    with Library.open(copy, write=True) as library:
+        library.catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id = 3")
+        report = tuning.tune(library, sample=30, progress=False)
+        assert report.whitening.detail_dim == 0
+        assert report.whitening.mean.shape == (library.embedder.dim,)
+        searcher = Searcher(library)
+        query = searcher.query_vector(str(folder / "icon05.png"))
+        hits = searcher.search_vector(query, 5, collapse=False)
+        _, vectors = library.catalog.vectors([h.id for h in hits])
+        expected = report.whitening.apply(vectors) @ report.whitening.apply(query.vector[None])[0]
+        assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-5)
+
+
 def test_a_large_library_learns_from_a_sample_of_its_vectors(icon_library, tmp_path, monkeypatch):
     root, _, _ = icon_library
     import shutil
@@ -361,7 +427,8 @@ def test_the_ranking_learned_depends_on_the_images_not_on_the_order_they_were_in
             names = {r.id: r.first_place.source.rsplit("/", 1)[1] for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
             report = tuning.tune(library, sample=30, progress=False)
             ids, vectors = library.catalog.vectors(sorted(names, key=names.get))
-            learned.append((dict(zip(ids.tolist(), map(names.get, ids.tolist()))), report.whitening.apply(vectors)))  # fmt: skip
+            details = library.catalog.details(ids)[1]
+            learned.append((dict(zip(ids.tolist(), map(names.get, ids.tolist()))), report.whitening.apply(vectors, details)))  # fmt: skip
     (first_names, first), (second_names, second) = learned
     assert sorted(first_names.values()) == sorted(second_names.values())
     assert list(first_names) != list(second_names)  # other ids for the same icons

@@ -310,11 +310,11 @@ class Indexer:
         self._batch_ids, self._batch_pixels = [], []
         if ids:
             embedder = self.library.embedder
-            vectors = embedder.embed(np.stack(pixels))
+            vectors, details = embedder.embed_with_details(np.stack(pixels))
             # The index gets exactly what the catalog stores (float16), so that a rebuild from
             # the catalog gives the same scores as the live index.
             vectors = vectors.astype(np.float16).astype(np.float32)
-            self.catalog.store_vectors(ids, vectors, embedder.model_id)
+            self.catalog.store_vectors(ids, vectors, embedder.model_id, details)
             self._commit()
             self.library.add_to_index(np.array(ids, dtype=np.int64), vectors)
         self._commit()

@@ -225,7 +225,7 @@ class Library:
             return None
         model_id = self.catalog.get_meta("model_id")
         dim = int(self.catalog.get_meta("dim") or 0)
-        if whitening.model_id != model_id or whitening.mean.shape[0] != dim:
+        if whitening.model_id != model_id or whitening.mean.shape[0] - whitening.detail_dim != dim:
             return None  # another model's: `index` or `tune` learns this one's
         return whitening
 

@@ -40,16 +40,26 @@ def rank_whitened(
     query: np.ndarray,
     candidates: list[tuple[int, float]],
     copy_threshold: float,
+    query_details: np.ndarray | None = None,
 ) -> list[tuple[int, float]]:
     """`candidates` (id, cosine similarity) as (id, similarity under the whitening), best
     first: those whose cosine similarity makes them copies (`copy_threshold`, the exact ones
     among them) before all others, as tiers are listed, by their score; the others in the
-    order of diffusion."""
-    ids, vectors = library.catalog.vectors([i for i, _ in candidates])
+    order of diffusion. `query_details`: the model's details of the query, if it has them."""
+    catalog = library.catalog
+    ids, vectors = catalog.vectors([i for i, _ in candidates])
     if not len(ids):
         return []
-    mapped = whitening.apply(vectors)
-    mapped_query = whitening.apply(query[None, :])[0]
+    details = None
+    if whitening.detail_dim:  # an image without them (none, in a library of one model) gets
+        details = np.tile(whitening.mean[-whitening.detail_dim :], (len(ids), 1))  # the mean's
+        having, found = catalog.details(ids)
+        if len(having):
+            details[np.isin(ids, having)] = found
+        if query_details is not None:
+            query_details = query_details[None, :]
+    mapped = whitening.apply(vectors, details)
+    mapped_query = whitening.apply(query[None, :], query_details)[0]
     scores = mapped @ mapped_query
     place = np.empty(len(ids), np.int64)
     place[diffusion_order(mapped_query, mapped)] = np.arange(len(ids))

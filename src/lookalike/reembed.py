@@ -159,9 +159,9 @@ def reembed(
                     pixels.append(prep(decoded.image))
                     tinies.append(tiny_picture(decoded.image))
                 if ids:
-                    vectors = embedder.embed(np.stack(pixels))
+                    vectors, details = embedder.embed_with_details(np.stack(pixels))
                     with catalog.transaction():  # one commit per batch: a stop loses one
-                        stage_vectors(catalog, ids, vectors, embedder.model_id)
+                        stage_vectors(catalog, ids, vectors, embedder.model_id, details)
                         for image_id, tiny in zip(ids, tinies):  # made before schema v6
                             catalog.fill_tiny(image_id, tiny)
                     report.embedded += len(ids)

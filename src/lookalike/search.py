@@ -115,6 +115,7 @@ class QueryVector:
     # A picture's vector, ranked under the library's whitening; not a text or mixed query's,
     # which the whitening (learned from pictures only) was never fitted to
     picture: bool = True
+    details: np.ndarray | None = field(default=None, compare=False)  # the model's (embed/base.py)
 
 
 class Searcher:
@@ -146,15 +147,18 @@ class Searcher:
         return self.bytes_vector(data)
 
     def id_vector(self, image_id: int) -> QueryVector:
-        ids, vectors = self.library.catalog.vectors([image_id])
+        catalog = self.library.catalog
+        ids, vectors = catalog.vectors([image_id])
         if not len(ids):
             raise QueryError(f"no indexed image with id {image_id}")
-        record = self.library.catalog.image(image_id)
+        record = catalog.image(image_id)
+        having, details = catalog.details([image_id])
         return QueryVector(
             vectors[0],
             image_id,
             record.sha256 if record else None,
             record.pixel_hash if record else None,
+            details=details[0] if len(having) else None,
         )
 
     def bytes_vector(self, data: bytes) -> QueryVector:
@@ -170,11 +174,13 @@ class Searcher:
             raise QueryError(f"cannot read the query image: {exc}") from None
         picture = trim_transparent(decoded.image, opaque=1) if self.trim else decoded.image
         # embed_images composites the picture onto grey, unless the model reads transparency
-        vector = embedder.embed_images([picture])[0]
-        vector = vector.astype(np.float16).astype(np.float32)  # as the index stores them
+        vectors, details = embedder.embed_images_with_details([picture])
+        vector = vectors[0].astype(np.float16).astype(np.float32)  # as the index stores them
+        if details is not None:  # likewise, as the catalog does
+            details = details[0].astype(np.float16).astype(np.float32)
         sha = hashlib.sha256(data).hexdigest()
         # --verify works on what was embedded: with --trim, the picture without its margins
-        return QueryVector(vector, None, sha, decoded.pixel_hash, picture)
+        return QueryVector(vector, None, sha, decoded.pixel_hash, picture, details=details)
 
     def expression_vector(
         self,
@@ -291,7 +297,7 @@ class Searcher:
         cosine = dict(candidates)
         if whitening is not None:  # ranked again; then only the shortlist is read
             candidates = rank_whitened(
-                self.library, whitening, query.vector, candidates, COPY_THRESHOLD
+                self.library, whitening, query.vector, candidates, COPY_THRESHOLD, query.details
             )
             candidates = candidates[:shortlist]
         records = self.library.catalog.images([i for i, _ in candidates])

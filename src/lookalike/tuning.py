@@ -141,12 +141,15 @@ def learn(
     report = TuneReport()
     ids: list[int] = []
     pixels: list[list[np.ndarray]] = [[], []]  # per view
-    view_vectors: list[list[np.ndarray]] = [[], []]
+    view_vectors: list[list[np.ndarray]] = [[], []]  # per view; with details, side by side
 
     def embed_pending() -> None:
         for view, batch in enumerate(pixels):
             if batch:
-                view_vectors[view].append(embedder.embed(np.stack(batch)))
+                vectors, details = embedder.embed_with_details(np.stack(batch))
+                if details is not None:
+                    vectors = np.hstack([vectors, details])
+                view_vectors[view].append(vectors)
                 batch.clear()
 
     bar = progress_bar(len(todo), "learning the ranking", progress)
@@ -174,22 +177,35 @@ def learn(
     if len(ids) < 2:
         report.seconds = time.monotonic() - started
         return report
-    found, originals = catalog.vectors(ids)
+    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)
+    # Details take part only when every image has them (libraries of effnet-lite0@3 have none)
+    detail_dim = embedder.detail_dim if catalog.detail_count() == len(contents) else 0
+    found, originals = _with_details(catalog, ids, detail_dim)
     order = {image_id: row for row, image_id in enumerate(ids)}
     rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
-    views = [(originals, np.concatenate(v)[rows]) for v in view_vectors]
-    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)
-    library_vectors = np.concatenate([v for _, v in _vector_chunks(catalog, pool)])
+    views = [(originals, np.concatenate(v)[rows, : originals.shape[1]]) for v in view_vectors]
+    library_vectors = np.concatenate(
+        [
+            _with_details(catalog, pool[s : s + 5000], detail_dim)[1]
+            for s in range(0, len(pool), 5000)
+        ]  # fmt: skip
+    )
     report.whitening = learn_whitening(
         library_vectors,
         views,
         model_id=catalog.get_meta("model_id") or "",
         library_size=len(contents),
+        detail_dim=detail_dim,
     )
     report.seconds = time.monotonic() - started
     return report
 
 
-def _vector_chunks(catalog, ids: np.ndarray, size: int = 5000):
-    for start in range(0, len(ids), size):
-        yield catalog.vectors(ids[start : start + size])
+def _with_details(catalog: Catalog, ids, detail_dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(ids found, their vectors with their details side by side when detail_dim)."""
+    found, vectors = catalog.vectors(ids)
+    if not detail_dim:
+        return found, vectors
+    having, details = catalog.details(found)
+    keep = np.isin(found, having)  # all of them, but for an image deleted between the reads
+    return having, np.hstack([vectors[keep], details])

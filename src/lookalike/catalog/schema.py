@@ -25,6 +25,9 @@ Tables:
   candidates for `search --verify`. Images indexed before v6 get theirs from
   `lookalike check --repair` or `reindex --model`, which read them again; until then they
   are found as before.
+- vectors.detail, staged_vectors.detail (v7): the model's details of each image (float16;
+  embed/base.py), which the ranking learned from the library maps with the vector. Libraries
+  of effnet-lite0@3 have none (`lookalike reindex --model effnet-lite0` makes them).
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -146,6 +149,11 @@ MIGRATIONS: list[str] = [
     # version 6: tiny pictures, to find copy candidates for verification by pixels
     """
     ALTER TABLE images ADD COLUMN tiny BLOB;
+    """,
+    # version 7: details beside the vectors, for the learned ranking
+    """
+    ALTER TABLE vectors ADD COLUMN detail BLOB;
+    ALTER TABLE staged_vectors ADD COLUMN detail BLOB;
     """,
 ]
 

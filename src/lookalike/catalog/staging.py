@@ -28,12 +28,23 @@ def staged_ids(catalog: Catalog, model_id: str) -> np.ndarray:
     return np.array([r[0] for r in rows.fetchall()], dtype=np.int64)
 
 
-def stage_vectors(catalog: Catalog, ids: list[int], vectors: np.ndarray, model_id: str) -> None:
+def stage_vectors(
+    catalog: Catalog,
+    ids: list[int],
+    vectors: np.ndarray,
+    model_id: str,
+    details: np.ndarray | None = None,
+) -> None:
     """Call inside a transaction; one per batch, so a stop loses at most a batch."""
     blobs = np.asarray(vectors, dtype=VECTOR_DTYPE)
+    extra = None if details is None else np.asarray(details, dtype=VECTOR_DTYPE)
     catalog.conn.executemany(
-        "INSERT OR REPLACE INTO staged_vectors (image_id, model, vector) VALUES (?, ?, ?)",
-        [(int(i), model_id, blobs[n].tobytes()) for n, i in enumerate(ids)],
+        "INSERT OR REPLACE INTO staged_vectors (image_id, model, vector, detail)"
+        " VALUES (?, ?, ?, ?)",
+        [
+            (int(i), model_id, blobs[n].tobytes(), None if extra is None else extra[n].tobytes())
+            for n, i in enumerate(ids)
+        ],
     )
 
 
@@ -55,8 +66,8 @@ def swap_in_staged(
             )
         # images deleted meanwhile took their staged rows with them (ON DELETE CASCADE)
         swapped = conn.execute(
-            "INSERT OR REPLACE INTO vectors (image_id, vector) "
-            "SELECT image_id, vector FROM staged_vectors WHERE model = ?",
+            "INSERT OR REPLACE INTO vectors (image_id, vector, detail) "
+            "SELECT image_id, vector, detail FROM staged_vectors WHERE model = ?",
             (model_id,),
         ).rowcount
         conn.execute(

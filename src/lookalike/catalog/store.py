@@ -197,13 +197,20 @@ class Catalog(CatalogQueries):
             ),
         )
 
-    def store_vectors(self, ids: list[int], vectors: np.ndarray, model: str) -> None:
-        """Save embeddings and move the images to status 'embedded'."""
+    def store_vectors(
+        self, ids: list[int], vectors: np.ndarray, model: str, details: np.ndarray | None = None
+    ) -> None:
+        """Save embeddings (and the model's details, if it has them) and move the images to
+        status 'embedded'."""
         blobs = np.asarray(vectors, dtype=VECTOR_DTYPE)
+        extra = None if details is None else np.asarray(details, dtype=VECTOR_DTYPE)
         now = time.time()
         self.conn.executemany(
-            "INSERT OR REPLACE INTO vectors (image_id, vector) VALUES (?, ?)",
-            [(i, blobs[n].tobytes()) for n, i in enumerate(ids)],
+            "INSERT OR REPLACE INTO vectors (image_id, vector, detail) VALUES (?, ?, ?)",
+            [
+                (i, blobs[n].tobytes(), None if extra is None else extra[n].tobytes())
+                for n, i in enumerate(ids)
+            ],
         )
         self.conn.executemany(
             "UPDATE images SET status = 'embedded', model = ?, error = NULL, updated_at = ?"
@@ -353,6 +360,28 @@ class Catalog(CatalogQueries):
             )
         present = [i for i in wanted if i in found]
         return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
+
+    def details(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
+        """(ids that have details, float32 matrix) for the given ids, in the order given."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, bytes] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.conn.execute(
+                    f"SELECT image_id, detail FROM vectors WHERE image_id IN ({marks})"
+                    " AND detail IS NOT NULL",
+                    chunk,
+                ).fetchall()
+            )
+        present = [i for i in wanted if i in found]
+        return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
+
+    def detail_count(self) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM vectors WHERE detail IS NOT NULL"
+        ).fetchone()[0]
 
     def iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every stored vector, in chunks of (ids, float32 matrix), by id."""

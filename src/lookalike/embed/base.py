@@ -6,6 +6,9 @@ Embedding is split in two so that the expensive half can be fed full batches:
   for one whose `keep_alpha` is true: see `preprocess`) into the model's input array. Indexing
   runs it in worker processes, next to decoding.
 - `embed(batch)` runs the network on a stacked batch of those arrays in the main process.
+  A model may also return *details* (`embed_with_details`): more numbers per picture that the
+  index never sees, which the ranking learned from the library maps with the vector
+  (index/whitening.py); the catalog keeps them beside the vectors.
 
 A new model is one new module in this package that subclasses `Embedder` and registers itself
 in `lookalike.embed.registry`.
@@ -39,6 +42,8 @@ class Embedder(ABC):
     version: str
     #: Length of the vectors `embed` returns.
     dim: int
+    #: Length of the details `embed_with_details` returns beside them; 0: none.
+    detail_dim: int = 0
     #: Whether `embed_text` puts text in the same space as the pictures (CLIP).
     supports_text: bool = False
 
@@ -55,6 +60,10 @@ class Embedder(ABC):
     def embed(self, batch: np.ndarray) -> np.ndarray:
         """(N, ...) stacked preprocessor outputs -> (N, dim) float32, each row L2-normalised."""
 
+    def embed_with_details(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """`embed`, and (N, detail_dim) float32 details, or None for a model without them."""
+        return self.embed(batch), None
+
     def embed_text(self, texts: list[str]) -> np.ndarray:
         """(N,) strings -> (N, dim) float32 in the pictures' space, each row L2-normalised."""
         raise TextNotSupportedError(
@@ -64,8 +73,13 @@ class Embedder(ABC):
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Convenience for few pictures (search queries): preprocess here and embed."""
+        return self.embed_images_with_details(images)[0]
+
+    def embed_images_with_details(
+        self, images: list[Image.Image]
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         prep = self.preprocessor()
-        return self.embed(np.stack([preprocess(prep, im) for im in images]))
+        return self.embed_with_details(np.stack([preprocess(prep, im) for im in images]))
 
 
 def wants_alpha(preprocessor: Preprocessor) -> bool:

@@ -14,6 +14,10 @@ the library's own model (tuning.py). Then:
     x  -> Cs^-1/2 (x - m), then rotated onto the principal axes of the library so mapped, and
           the first DIMS of them kept; the result is L2-normalised.
 
+A model with details (embed/base.py) is whitened with them: each vector and its details side by
+side are what is mapped, so where things lie in the picture counts too, which the index's one
+vector per picture loses.
+
 Search ranks the vector index's best candidates by their cosine similarity in this space
 (search.py); the index itself, near-duplicate collapsing and the copy tier keep the model's own
 vectors. Measured on ../shared/bench-data (docs/quality.md, 'Learned whitening').
@@ -42,10 +46,18 @@ class Whitening:
     model_id: str  # the model whose vectors it maps: another model's vectors cannot use it
     images: int  # how many library images' edited views it was learned from
     library_size: int  # how many images the library held then (tuning.py refits as it grows)
+    detail_dim: int = 0  # the last detail_dim of `mean`'s dimensions are the model's details
 
-    def apply(self, vectors: np.ndarray) -> np.ndarray:
-        """Map (n, dim) vectors; rows are L2-normalised (a zero row stays zero)."""
-        mapped = (np.asarray(vectors, np.float32) - self.mean) @ self.projection
+    def apply(self, vectors: np.ndarray, details: np.ndarray | None = None) -> np.ndarray:
+        """Map (n, dim) vectors, with their (n, detail_dim) details when it was learned with
+        them (without: the library's mean details, which leaves the vectors to decide); rows
+        are L2-normalised (a zero row stays zero)."""
+        vectors = np.asarray(vectors, np.float32)
+        if self.detail_dim:
+            if details is None:
+                details = np.broadcast_to(self.mean[-self.detail_dim :], (len(vectors), self.detail_dim))  # fmt: skip
+            vectors = np.hstack([vectors, np.asarray(details, np.float32)])
+        mapped = (vectors - self.mean) @ self.projection
         norms = np.linalg.norm(mapped, axis=1, keepdims=True)
         return mapped / np.maximum(norms, 1e-12)
 
@@ -60,6 +72,7 @@ class Whitening:
             model_id=np.array(self.model_id),
             images=np.array(self.images),
             library_size=np.array(self.library_size),
+            detail_dim=np.array(self.detail_dim),
         )
         os.replace(tmp, path)
 
@@ -73,12 +86,15 @@ class Whitening:
                     model_id=str(data["model_id"]),
                     images=int(data["images"]),
                     library_size=int(data["library_size"]),
+                    detail_dim=int(data["detail_dim"]) if "detail_dim" in data else 0,
                 )
         except (OSError, ValueError, KeyError, EOFError) as exc:
             raise WhiteningError(f"cannot read {path}: {exc}") from None
         dim = whitening.mean.shape[0] if whitening.mean.ndim == 1 else -1
         if whitening.projection.ndim != 2 or whitening.projection.shape[0] != dim:
             raise WhiteningError(f"{path} is damaged (shapes do not match)")
+        if not 0 <= whitening.detail_dim < dim:
+            raise WhiteningError(f"{path} is damaged (detail_dim {whitening.detail_dim})")
         if not (np.isfinite(whitening.mean).all() and np.isfinite(whitening.projection).all()):
             raise WhiteningError(f"{path} is damaged (not finite)")
         return whitening
@@ -92,9 +108,11 @@ def learn_whitening(
     library_size: int,
     shrink: float = SHRINK,
     dims: int = DIMS,
+    detail_dim: int = 0,
 ) -> Whitening:
     """Learn a whitening from the library's `vectors` and `views`: pairs of (vectors of some
-    images, vectors of an edited view of each, row for row)."""
+    images, vectors of an edited view of each, row for row). With `detail_dim`, the last that
+    many columns of every vector are the model's details."""
     vectors = np.asarray(vectors, np.float64)
     diffs = [np.asarray(a, np.float64) - b for a, b in views]
     diffs = np.concatenate(diffs) if diffs else np.zeros((0, vectors.shape[1]))
@@ -116,4 +134,5 @@ def learn_whitening(
         model_id=model_id,
         images=len(views[0][0]),
         library_size=library_size,
+        detail_dim=detail_dim,
     )

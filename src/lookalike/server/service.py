@@ -202,7 +202,7 @@ class LibraryService:
     def add_image(self, data: bytes, place: Place) -> tuple[int, bool]:
         """Index one image; (id, True) when new, (id, False) when its bytes were known."""
         sha = hashlib.sha256(data).hexdigest()
-        decoded = vector = None
+        decoded = vector = details = None
         known = self.library().catalog.image_by_sha(sha)
         if not (known and known[1] in ("embedded", "indexed")):
             prep = self.embedder.preprocessor()
@@ -212,9 +212,8 @@ class LibraryService:
                 min_size=getattr(prep, "size", None),
                 keep_alpha=wants_alpha(prep),
             )
-            vector = (
-                self.embedder.embed_images([decoded.image]).astype(np.float16).astype(np.float32)
-            )
+            vector, details = self.embedder.embed_images_with_details([decoded.image])
+            vector = vector.astype(np.float16).astype(np.float32)  # as the catalog stores it
         if (
             place.source.startswith(str(self.root / UPLOADS_DIR))
             and not Path(place.source).exists()
@@ -240,7 +239,7 @@ class LibraryService:
                     tiny=tiny_picture(decoded.image),
                 )
                 catalog.put_place(image_id, place, len(data), None)
-                catalog.store_vectors([image_id], vector, self.embedder.model_id)
+                catalog.store_vectors([image_id], vector, self.embedder.model_id, details)
             library.add_to_index(np.array([image_id], dtype=np.int64), vector)
             self._dirty = self._grown = True
         return image_id, True
