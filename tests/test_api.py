@@ -322,10 +322,12 @@ def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeyp
     assert len(found) == 3 and found[0]["id"] == int(ids[0]) and found[0]["tier"] == "exact"
     with Library.open(service.root) as library:
         vectors, details = library.embedder.embed_images_with_details([make_picture(902, size=(96, 96))])  # fmt: skip
-        assert whitening.detail_dim and len(library.catalog.details(ids)[0]) == 1  # API adds too
+        assert (
+            whitening.detail_dim and len(library.catalog.details(ids, whitening.detail_dim)[0]) == 1
+        )  # API adds too
         for hit in found[1:]:
             _, vector = library.catalog.vectors([hit["id"]])
-            _, detail = library.catalog.details([hit["id"]])
+            _, detail = library.catalog.details([hit["id"]], whitening.detail_dim)
             mapped = whitening.apply(np.vstack([vector[0], vectors[0]]), np.vstack([detail[0], details[0]]))  # fmt: skip
             assert hit["score"] == pytest.approx(float(mapped[0] @ mapped[1]), abs=2e-3)
     assert (service.root / WHITENING_FILE).exists()

@@ -76,14 +76,14 @@ def test_details_are_kept_beside_the_vectors(catalog):
         ids = [catalog.put_image(f"{i:064x}", 1, status="decoded") for i in range(4)]
         catalog.store_vectors(ids[:3], vectors, "model@1", details)
         catalog.store_vectors(ids[3:], vectors[:1], "model@1")  # a model without details
-    having, got = catalog.details([ids[3], ids[2], ids[0]])
+    having, got = catalog.details([ids[3], ids[2], ids[0]], 5)
     assert having.tolist() == [ids[2], ids[0]]  # in the order asked, less those without
     assert np.allclose(got, details[[2, 0]], atol=1e-2) and got.dtype == np.float32
-    assert catalog.detail_count() == 3
+    assert catalog.detail_count(5) == 3
     # storing a vector again without details drops the old ones (they were another model's)
     with catalog.transaction():
         catalog.store_vectors(ids[:1], vectors[:1], "model@2")
-    assert catalog.details([ids[0]])[0].tolist() == [] and catalog.detail_count() == 2
+    assert catalog.details([ids[0]], 5)[0].tolist() == [] and catalog.detail_count(5) == 2
 
 
 def test_deleting_an_image_deletes_its_places_and_vector(catalog):

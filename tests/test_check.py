@@ -107,6 +107,22 @@ def test_unsound_vectors_are_dropped_and_embedded_again_by_the_next_run(
     assert report["counts"]["images indexed"] == 12
 
 
+def test_damaged_details_are_found_and_dropped(run_cli, indexed, picture_folder):
+    """Details (kept for the learned ranking) of the wrong length are damage: search reads
+    them as missing, check reports them, and repair drops them; the vectors stay."""
+    sql(indexed, "UPDATE vectors SET detail = zeroblob(10) WHERE image_id IN (2, 6)")
+    code, out, err = run_cli("search", "--json", str(picture_folder / "pic02.png"))
+    assert code == 0 and json.loads(out)["results"][0]["tier"] == "exact"
+    code, report = check(run_cli)
+    assert code == 1 and "2 images have details of the wrong length" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0, messages(report)
+    assert "dropped 2 damaged details" in " ".join(report["repaired"])
+    assert report["counts"]["in index"] == 12
+    code, report = check(run_cli)
+    assert code == 0 and report["findings"] == []
+
+
 def test_dangling_rows_are_removed(run_cli, indexed):
     sql(
         indexed,

@@ -236,7 +236,7 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     [result] = search_json(run_cli, str(mixed_sources / "file2.png"), "-k", "1", weights=weights)
     assert result["results"][0]["tier"] == "exact"
     with Library.open(library_path) as library:  # effnet-lite0's details went with its vectors
-        assert library.catalog.detail_count() == 0
+        assert library.catalog.detail_count(1216) == 0
 
 
 def test_a_library_of_effnet_lite0_3_gets_its_details_from_reindex(
@@ -261,7 +261,7 @@ def test_a_library_of_effnet_lite0_3_gets_its_details_from_reindex(
         catalog = library.catalog
         assert catalog.get_meta("model_id") == "effnet-lite0@4"
         assert np.allclose(catalog.vectors(range(1, 12))[1], vectors, atol=1e-3)  # unchanged
-        having, details = catalog.details(range(1, 12))
+        having, details = catalog.details(range(1, 12), library.embedder.detail_dim)
         assert len(having) == 11
         row, record = next(
             (row, catalog.image(int(i)))

@@ -151,7 +151,7 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         assert hits[0].tier == "exact" and hits[0].score == pytest.approx(1.0, abs=1e-4)
         ids = [h.id for h in hits]
         _, vectors = library.catalog.vectors(ids)
-        having, details = library.catalog.details(ids)
+        having, details = library.catalog.details(ids, whitening.detail_dim)
         assert having.tolist() == ids  # every indexed image has its details
         order = {i: row for row, i in enumerate(library.catalog.vectors(ids)[0].tolist())}
         mapped_query = whitening.apply(query.vector[None, :], query.details[None, :])[0]
@@ -165,7 +165,7 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         everything = searcher.search_vector(query, 48, collapse=False)
         assert len(everything) == 48
         all_ids, all_vectors = library.catalog.vectors([h.id for h in everything])
-        all_details = library.catalog.details(all_ids)[1]
+        all_details = library.catalog.details(all_ids, whitening.detail_dim)[1]
         diffused = all_ids[
             diffusion_order(mapped_query, whitening.apply(all_vectors, all_details))
         ].tolist()
@@ -294,24 +294,35 @@ def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, mon
     assert "ranking   whitening learned from 10 images" in output
 
 
-def test_a_library_whose_images_lack_details_learns_from_the_vectors_alone(icon_library, tmp_path):
-    """A library where some images have no details (they are all or nothing within one model,
-    but a catalog may be edited by hand) learns its ranking from the vectors, and ranks by it."""
+def test_images_without_details_are_ranked_by_their_vectors(icon_library, tmp_path):
+    """An image without sound details (a damaged row that `check --repair` dropped) is
+    mapped with the library's mean details; the ranking is learned from the images that have
+    them, and from the vectors alone once most images lack them."""
     root, folder, _ = icon_library
     import shutil
 
     copy = tmp_path / "library"
     shutil.copytree(root, copy)
     with Library.open(copy, write=True) as library:
-        library.catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id = 3")
-        report = tuning.tune(library, sample=30, progress=False)
-        assert report.whitening.detail_dim == 0
-        assert report.whitening.mean.shape == (library.embedder.dim,)
+        catalog = library.catalog
+        catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id = 3")
+        catalog.conn.execute("UPDATE vectors SET detail = x'00' WHERE image_id = 4")  # damaged
+        whitening = tuning.tune(library, sample=30, progress=False).whitening
+        assert whitening.detail_dim == library.embedder.detail_dim
         searcher = Searcher(library)
         query = searcher.query_vector(str(folder / "icon05.png"))
+        hits = searcher.search_vector(query, 48, collapse=False)
+        score = {h.id: h.score for h in hits}
+        assert {3, 4} <= set(score)
+        _, vectors = catalog.vectors([3, 4])
+        mapped_query = whitening.apply(query.vector[None], query.details[None])[0]
+        assert [score[3], score[4]] == pytest.approx((whitening.apply(vectors) @ mapped_query).tolist(), abs=1e-5)  # fmt: skip
+        catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id > 20")
+        alone = tuning.tune(library, sample=30, progress=False).whitening
+        assert alone.detail_dim == 0 and alone.mean.shape == (library.embedder.dim,)
         hits = searcher.search_vector(query, 5, collapse=False)
-        _, vectors = library.catalog.vectors([h.id for h in hits])
-        expected = report.whitening.apply(vectors) @ report.whitening.apply(query.vector[None])[0]
+        _, vectors = catalog.vectors([h.id for h in hits])
+        expected = alone.apply(vectors) @ alone.apply(query.vector[None])[0]
         assert [h.score for h in hits] == pytest.approx(expected.tolist(), abs=1e-5)
 
 
@@ -427,7 +438,7 @@ def test_the_ranking_learned_depends_on_the_images_not_on_the_order_they_were_in
             names = {r.id: r.first_place.source.rsplit("/", 1)[1] for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
             report = tuning.tune(library, sample=30, progress=False)
             ids, vectors = library.catalog.vectors(sorted(names, key=names.get))
-            details = library.catalog.details(ids)[1]
+            details = library.catalog.details(ids, report.whitening.detail_dim)[1]
             learned.append((dict(zip(ids.tolist(), map(names.get, ids.tolist()))), report.whitening.apply(vectors, details)))  # fmt: skip
     (first_names, first), (second_names, second) = learned
     assert sorted(first_names.values()) == sorted(second_names.values())

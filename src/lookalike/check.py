@@ -35,6 +35,7 @@ import numpy as np
 from . import tuning
 from .catalog.schema import SCHEMA_VERSION
 from .catalog.store import VECTOR_DTYPE, Catalog
+from .embed.registry import MODELS
 from .index.faiss_index import FaissIndex
 from .index.stores import StoreConfig, open_milvus
 from .index.tiny import TINY_LENGTH
@@ -127,6 +128,7 @@ def _check(root: Path, report: CheckReport, *, files: bool) -> None:
         if any(not f.repairable for f in report.errors):
             return  # nothing read from a damaged catalog can be trusted
         dim = _check_vectors(catalog, report)
+        _check_details(catalog, report)
         _check_index(root, catalog, dim, report)
         _check_ranking(root, catalog, report)
         if files:
@@ -218,6 +220,27 @@ def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
     if unsound:
         report.error("vectors", f"{unsound} vectors are not finite unit vectors")
     return dim
+
+
+def _check_details(catalog: Catalog, report: CheckReport) -> None:
+    detail_bytes = _detail_bytes(catalog)
+    if detail_bytes is None:
+        return
+    n = catalog.conn.execute(
+        "SELECT COUNT(*) FROM vectors WHERE detail IS NOT NULL AND length(detail) != ?",
+        (detail_bytes,),
+    ).fetchone()[0]
+    if n:  # search and tune read them as missing: the learned ranking uses the vector alone
+        report.error("vectors", f"{n} images have details of the wrong length (damaged)")
+
+
+def _detail_bytes(catalog: Catalog) -> int | None:
+    """How long the library's model's details are, in bytes (0: it has none); None when the
+    model is unknown or its runtime is not installed."""
+    info = MODELS.get(catalog.get_meta("model") or "")
+    if info is None or not info.runtime_installed():
+        return None
+    return info.load().detail_dim * np.dtype(VECTOR_DTYPE).itemsize
 
 
 def _unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
@@ -363,6 +386,18 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
                 )
             ] + [(i,) for i in _unsound_vector_ids(catalog, dim)]  # fmt: skip
             conn.executemany("DELETE FROM vectors WHERE image_id = ?", bad)
+            detail_bytes = _detail_bytes(catalog)
+            if detail_bytes is not None:
+                n = conn.execute(
+                    "UPDATE vectors SET detail = NULL"
+                    " WHERE detail IS NOT NULL AND length(detail) != ?",
+                    (detail_bytes,),
+                ).rowcount
+                if n:
+                    done.append(
+                        f"dropped {n} damaged details (those images are ranked by their vectors alone)"
+                    )
+
             # Images without a vector go back to 'decoded': the next `index` run reads their
             # files again and embeds them (a 'decoded' row is not a finished one).
             n = conn.execute(

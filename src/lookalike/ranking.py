@@ -51,13 +51,19 @@ def rank_whitened(
     if not len(ids):
         return []
     details = None
-    if whitening.detail_dim:  # an image without them (none, in a library of one model) gets
-        details = np.tile(whitening.mean[-whitening.detail_dim :], (len(ids), 1))  # the mean's
-        having, found = catalog.details(ids)
+    if whitening.detail_dim:
+        # An image without sound details (none in a library of one model, but a damaged row)
+        # gets the library's mean details: its vector alone then decides
+        mean = whitening.mean[-whitening.detail_dim :]
+        details = np.tile(mean, (len(ids), 1))
+        having, found = catalog.details(ids, whitening.detail_dim)
         if len(having):
-            details[np.isin(ids, having)] = found
-        if query_details is not None:
+            sound = np.isfinite(found).all(axis=1)
+            details[np.isin(ids, having[sound])] = found[sound]
+        if query_details is not None and query_details.shape == mean.shape:
             query_details = query_details[None, :]
+        else:
+            query_details = None
     mapped = whitening.apply(vectors, details)
     mapped_query = whitening.apply(query[None, :], query_details)[0]
     scores = mapped @ mapped_query

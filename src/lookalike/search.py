@@ -152,7 +152,9 @@ class Searcher:
         if not len(ids):
             raise QueryError(f"no indexed image with id {image_id}")
         record = catalog.image(image_id)
-        having, details = catalog.details([image_id])
+        whitening = self.library.whitening  # the details are for ranking under it only
+        dim = whitening.detail_dim if whitening is not None else 0
+        having, details = catalog.details([image_id], dim) if dim else ([], None)
         return QueryVector(
             vectors[0],
             image_id,

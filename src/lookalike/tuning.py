@@ -178,8 +178,11 @@ def learn(
         report.seconds = time.monotonic() - started
         return report
     pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)
-    # Details take part only when every image has them (libraries of effnet-lite0@3 have none)
-    detail_dim = embedder.detail_dim if catalog.detail_count() == len(contents) else 0
+    # Details take part when most images have them (all do, in a library of one model but for
+    # damaged rows that `check --repair` dropped); learned from those that have them
+    detail_dim = embedder.detail_dim
+    if detail_dim and catalog.detail_count(detail_dim) * 2 < len(contents):
+        detail_dim = 0
     found, originals = _with_details(catalog, ids, detail_dim)
     order = {image_id: row for row, image_id in enumerate(ids)}
     rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
@@ -202,10 +205,11 @@ def learn(
 
 
 def _with_details(catalog: Catalog, ids, detail_dim: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids found, their vectors with their details side by side when detail_dim)."""
+    """(ids found, their vectors with their details side by side when detail_dim: then only
+    the ids that have details)."""
     found, vectors = catalog.vectors(ids)
     if not detail_dim:
         return found, vectors
-    having, details = catalog.details(found)
-    keep = np.isin(found, having)  # all of them, but for an image deleted between the reads
+    having, details = catalog.details(found, detail_dim)
+    keep = np.isin(found, having)
     return having, np.hstack([vectors[keep], details])

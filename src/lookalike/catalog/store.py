@@ -348,39 +348,39 @@ class Catalog(CatalogQueries):
 
     def vectors(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
         """(ids found, float32 matrix) for the given ids, in the order given."""
-        wanted = [int(i) for i in ids]
-        found: dict[int, bytes] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                self.conn.execute(
-                    f"SELECT image_id, vector FROM vectors WHERE image_id IN ({marks})", chunk
-                ).fetchall()
-            )
-        present = [i for i in wanted if i in found]
-        return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
+        return self._arrays("vector", ids)
 
-    def details(self, ids: Iterable[int]) -> tuple[np.ndarray, np.ndarray]:
-        """(ids that have details, float32 matrix) for the given ids, in the order given."""
+    def details(self, ids: Iterable[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """(ids that have details of length `dim`, float32 matrix) for the given ids, in the
+        order given. Details of another length (damaged) are left out, as if missing."""
+        return self._arrays("detail", ids, dim)
+
+    def _arrays(
+        self, column: str, ids: Iterable[int], dim: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 matrix) of `vectors.column` (not NULL, and `dim` long if given) for
+        `ids`, in their order."""
         wanted = [int(i) for i in ids]
         found: dict[int, bytes] = {}
+        sized = "" if dim is None else f" AND length({column}) = {int(dim) * VECTOR_DTYPE().itemsize}"  # fmt: skip
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
             found.update(
                 self.conn.execute(
-                    f"SELECT image_id, detail FROM vectors WHERE image_id IN ({marks})"
-                    " AND detail IS NOT NULL",
+                    f"SELECT image_id, {column} FROM vectors"
+                    f" WHERE image_id IN ({marks}) AND {column} IS NOT NULL{sized}",
                     chunk,
                 ).fetchall()
             )
         present = [i for i in wanted if i in found]
         return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
 
-    def detail_count(self) -> int:
+    def detail_count(self, dim: int) -> int:
+        """How many images have details of length `dim`."""
         return self.conn.execute(
-            "SELECT count(*) FROM vectors WHERE detail IS NOT NULL"
+            "SELECT count(*) FROM vectors WHERE length(detail) = ?",
+            (dim * VECTOR_DTYPE().itemsize,),
         ).fetchone()[0]
 
     def iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
