@@ -34,9 +34,9 @@ def test_vectors_have_the_declared_dimension_and_unit_length(embedder):
 
 
 def test_details_say_where_in_the_picture_things_are(embedder):
-    """The default model's details: four corner windows of two feature maps, each window's
-    GeM unit length and halved. A checkerboard in the top-left corner of a grey picture is in
-    the bottom-right window once the picture is turned half a circle."""
+    """The default model's details: a 3 x 3 grid of windows on two feature maps, each
+    window's GeM unit length, divided by 3. A checkerboard in the top-left corner of a grey
+    picture is in the bottom-right window once the picture is turned half a circle."""
     picture = Image.new("RGB", (96, 96), (128, 128, 128))
     for y in range(0, 32, 8):
         for x in range(0, 32, 8):
@@ -44,29 +44,28 @@ def test_details_say_where_in_the_picture_things_are(embedder):
             picture.paste(colour, (x, y, x + 8, y + 8))
     vectors, details = embedder.embed_images_with_details([picture, picture.rotate(180)])
     assert details.shape == (2, embedder.detail_dim) and details.dtype == np.float32
-    stage5 = details[:, : 4 * 112].reshape(2, 4, 112) * 2
-    stage6 = details[:, 4 * 112 :].reshape(2, 4, 192) * 2
+    stage5 = details[:, : 9 * 112].reshape(2, 9, 112) * 3
+    stage6 = details[:, 9 * 112 :].reshape(2, 9, 192) * 3
     for part in (stage5, stage6):
         assert np.allclose(np.linalg.norm(part, axis=2), 1.0, atol=1e-5)
-        # top-left window (0) of the picture against the turn's bottom-right (3) and top-left
-        assert part[0, 0] @ part[1, 3] > part[0, 0] @ part[1, 0] + 0.05
+        # top-left window (0) of the picture against the turn's bottom-right (8) and top-left
+        assert part[0, 0] @ part[1, 8] > part[0, 0] @ part[1, 0] + 0.05
     assert np.array_equal(embedder.embed_images([picture])[0], vectors[0])  # the same vector
 
 
-def test_corner_windows_pool_their_own_cells():
-    from lookalike.embed.effnet_lite0 import corner_gem
+def test_grid_windows_pool_their_own_cells():
+    from lookalike.embed.effnet_lite0 import grid_gem
 
     maps = np.zeros((1, 2, 6, 6), np.float32)
-    maps[0, 0, 0, 0] = 1.0  # channel 0, top-left cell only
-    maps[0, 1, 5, 5] = 1.0  # channel 1, bottom-right cell only
-    windows = corner_gem(maps, 3.0).reshape(4, 2)  # top-left, top-right, bottom-left, bottom-right
-    assert windows[0, 0] > 0.49 and windows[0, 1] < 0.01
-    assert windows[3, 1] > 0.49 and windows[3, 0] < 0.01
-    # the other two windows see neither cell: nothing but the pooling's epsilon, evenly
-    assert windows[1, 0] == pytest.approx(windows[1, 1]) and windows[2, 0] == pytest.approx(
-        windows[2, 1]
-    )
-    assert np.allclose(np.linalg.norm(windows, axis=1), 0.5, atol=1e-5)
+    maps[0, 0, 0, 0] = 1.0  # channel 0, top-left cell only: in window 0 (rows, cols 0-2)
+    maps[0, 1, 5, 5] = 1.0  # channel 1, bottom-right cell only: in window 8 (rows, cols 3-5)
+    windows = grid_gem(maps, 3.0).reshape(9, 2) * 3  # row by row, top-left first
+    assert windows[0, 0] > 0.99 and windows[0, 1] < 0.01
+    assert windows[8, 1] > 0.99 and windows[8, 0] < 0.01
+    # the windows between see neither cell: nothing but the pooling's epsilon, evenly
+    for between in range(1, 8):
+        assert windows[between, 0] == pytest.approx(windows[between, 1])
+    assert np.allclose(np.linalg.norm(windows, axis=1), 1.0, atol=1e-5)
 
 
 def test_a_vector_does_not_depend_on_its_batch(embedder):

@@ -236,7 +236,7 @@ def test_reindex_model_re_embeds_files_and_archive_members(
     [result] = search_json(run_cli, str(mixed_sources / "file2.png"), "-k", "1", weights=weights)
     assert result["results"][0]["tier"] == "exact"
     with Library.open(library_path) as library:  # effnet-lite0's details went with its vectors
-        assert library.catalog.detail_count(1216) == 0
+        assert library.catalog.detail_count(2736) == 0
 
 
 def test_a_library_of_effnet_lite0_3_gets_its_details_from_reindex(
