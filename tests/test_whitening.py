@@ -295,8 +295,8 @@ def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, mon
 
 
 def test_images_without_details_are_ranked_by_their_vectors(icon_library, tmp_path):
-    """An image without sound details (a damaged row that `check --repair` dropped) is
-    mapped with the library's mean details; the ranking is learned from the images that have
+    """An image without sound details (a damaged row that `check --repair` dropped, or one
+    of the wrong length or not finite) is mapped with the library's mean details; the ranking is learned from the images that have
     them, and from the vectors alone once most images lack them."""
     root, folder, _ = icon_library
     import shutil
@@ -307,16 +307,18 @@ def test_images_without_details_are_ranked_by_their_vectors(icon_library, tmp_pa
         catalog = library.catalog
         catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id = 3")
         catalog.conn.execute("UPDATE vectors SET detail = x'00' WHERE image_id = 4")  # damaged
+        nan = np.full(library.embedder.detail_dim, np.nan, np.float16).tobytes()
+        catalog.conn.execute("UPDATE vectors SET detail = ? WHERE image_id = 5", (nan,))
         whitening = tuning.tune(library, sample=30, progress=False).whitening
         assert whitening.detail_dim == library.embedder.detail_dim
         searcher = Searcher(library)
         query = searcher.query_vector(str(folder / "icon05.png"))
         hits = searcher.search_vector(query, 48, collapse=False)
         score = {h.id: h.score for h in hits}
-        assert {3, 4} <= set(score)
-        _, vectors = catalog.vectors([3, 4])
+        assert {3, 4, 5} <= set(score)
+        _, vectors = catalog.vectors([3, 4, 5])
         mapped_query = whitening.apply(query.vector[None], query.details[None])[0]
-        assert [score[3], score[4]] == pytest.approx((whitening.apply(vectors) @ mapped_query).tolist(), abs=1e-5)  # fmt: skip
+        assert [score[3], score[4], score[5]] == pytest.approx((whitening.apply(vectors) @ mapped_query).tolist(), abs=1e-5)  # fmt: skip
         catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id > 20")
         alone = tuning.tune(library, sample=30, progress=False).whitening
         assert alone.detail_dim == 0 and alone.mean.shape == (library.embedder.dim,)
