@@ -58,8 +58,7 @@ def rank_whitened(
         details = np.tile(mean, (len(ids), 1))
         having, found = catalog.details(ids, whitening.detail_dim)
         if len(having):
-            sound = np.isfinite(found).all(axis=1)
-            details[np.isin(ids, having[sound])] = found[sound]
+            details[np.isin(ids, having)] = found
         if query_details is not None and query_details.shape == mean.shape:
             query_details = query_details[None, :]
         else:

@@ -208,12 +208,10 @@ def learn(
 
 def _with_details(catalog: Catalog, ids, detail_dim: int) -> tuple[np.ndarray, np.ndarray]:
     """(ids found, their vectors with their details side by side when detail_dim: then only
-    the ids that have sound details, since one NaN would spoil the whole whitening)."""
+    the ids that have sound details)."""
     found, vectors = catalog.vectors(ids)
     if not detail_dim:
         return found, vectors
     having, details = catalog.details(found, detail_dim)
-    sound = np.isfinite(details).all(axis=1)
-    having, details = having[sound], details[sound]
     keep = np.isin(found, having)
     return having, np.hstack([vectors[keep], details])

@@ -351,9 +351,12 @@ class Catalog(CatalogQueries):
         return self._arrays("vector", ids)
 
     def details(self, ids: Iterable[int], dim: int) -> tuple[np.ndarray, np.ndarray]:
-        """(ids that have details of length `dim`, float32 matrix) for the given ids, in the
-        order given. Details of another length (damaged) are left out, as if missing."""
-        return self._arrays("detail", ids, dim)
+        """(ids that have sound details of length `dim`, float32 matrix) for the given ids, in
+        the order given. Damaged details (another length, not finite) are left out, as if
+        missing: one NaN would spoil a whole learned ranking."""
+        having, details = self._arrays("detail", ids, dim)
+        sound = np.isfinite(details).all(axis=1)
+        return having[sound], details[sound]
 
     def _arrays(
         self, column: str, ids: Iterable[int], dim: int | None = None
