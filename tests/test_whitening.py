@@ -61,6 +61,33 @@ def test_whitening_learned_from_pairs_finds_edited_views_that_cosine_misses():
     assert np.allclose(np.linalg.norm(mapped, axis=1), 1.0, atol=1e-5)
 
 
+def _dense_whitening(vectors, diffs, shrink, dims):
+    """The whitening as docs/quality.md states it, with both d x d eigenproblems solved whole."""
+    mean = vectors.mean(axis=0)
+    values, axes = np.linalg.eigh(diffs.T @ diffs / len(diffs))
+    values = np.maximum(values, 0) + shrink * values.mean()
+    inverse_root = (axes / np.sqrt(values)) @ axes.T
+    mapped = (vectors - mean) @ inverse_root
+    spread, rotation = np.linalg.eigh(mapped.T @ mapped / len(mapped))
+    return mean, inverse_root @ rotation[:, np.argsort(spread)[::-1][:dims]]
+
+
+@pytest.mark.parametrize("images,pairs,dim", [(120, 60, 200), (400, 300, 100), (90, 400, 150)])
+def test_learned_whitening_equals_the_dense_solution(images, pairs, dim):
+    """Fewer images or pairs than dimensions (a library's first learning with details: 500
+    images, 4,016 numbers each) take the Gram-matrix route; the scores must be the same."""
+    rng = np.random.default_rng(images)
+    vectors = rng.normal(0, 1, (images, dim)) @ rng.normal(0, 1, (dim, dim))
+    originals = vectors[: min(pairs, images)]
+    edited = originals + rng.normal(0, 2, originals.shape)
+    whitening = learn_whitening(vectors, [(originals, edited)], model_id="m", library_size=images, dims=32)  # fmt: skip
+    mean, projection = _dense_whitening(vectors, originals - edited, 0.1, 32)
+    dense = _unit((edited - mean) @ projection) @ _unit((vectors - mean) @ projection).T
+    ours = whitening.apply(edited) @ whitening.apply(vectors).T
+    assert whitening.projection.shape == (dim, 32)
+    assert np.abs(ours - dense).max() < 1e-4
+
+
 def test_whitening_keeps_the_largest_dims_and_needs_pairs():
     images, views = _nuisance_data()
     small = learn_whitening(images, [(images, views)], model_id="m", library_size=300, dims=16)
@@ -340,7 +367,8 @@ def test_a_large_library_learns_from_a_sample_of_its_vectors(icon_library, tmp_p
         assert report.sampled == 30
         assert (report.whitening.images, report.whitening.library_size) == (30, 48)
         mapped = report.whitening.apply(library.catalog.vectors(range(1, 49))[1])
-        assert mapped.shape == (48, 256) and np.isfinite(mapped).all()
+        # 20 vectors less their mean span 19 directions, and only those are kept
+        assert mapped.shape == (48, 19) and np.isfinite(mapped).all()
 
 
 def test_check_warns_of_an_unusable_ranking_and_repair_learns_it(
