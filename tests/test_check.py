@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,20 +108,47 @@ def test_unsound_vectors_are_dropped_and_embedded_again_by_the_next_run(
     assert report["counts"]["images indexed"] == 12
 
 
-def test_damaged_details_are_found_and_dropped(run_cli, indexed, picture_folder):
-    """Details (kept for the learned ranking) of the wrong length are damage: search reads
-    them as missing, check reports them, and repair drops them; the vectors stay."""
+def _details(library_path, ids):
+    with Library.open(library_path) as library:
+        return library.catalog.details(ids, library.embedder.detail_dim)
+
+
+def test_damaged_details_are_found_dropped_and_made_again(run_cli, indexed, picture_folder):
+    """Details (kept for the learned ranking) of the wrong length are damage, and not finite
+    ones as good as missing: search reads both as missing, check reports them, and repair
+    drops the damaged ones and makes all of them again from the originals; the vectors stay."""
+    _, before = _details(indexed, [2, 6, 7])
     sql(indexed, "UPDATE vectors SET detail = zeroblob(10) WHERE image_id IN (2, 6)")
+    nan = np.full(before.shape[1], np.nan, np.float16).tobytes()
+    sql(indexed, "UPDATE vectors SET detail = ? WHERE image_id = 7", nan)
     code, out, err = run_cli("search", "--json", str(picture_folder / "pic02.png"))
     assert code == 0 and json.loads(out)["results"][0]["tier"] == "exact"
     code, report = check(run_cli)
-    assert code == 1 and "2 images have details of the wrong length" in messages(report)
+    text = messages(report)
+    assert code == 1 and "2 images have details of the wrong length" in text
+    assert "warning: vectors: 1 images have no sound details" in text
     code, report = check(run_cli, "--repair")
     assert code == 0, messages(report)
-    assert "dropped 2 damaged details" in " ".join(report["repaired"])
+    repaired = " ".join(report["repaired"])
+    assert "dropped 2 damaged details" in repaired and "made the details of 3 images" in repaired
     assert report["counts"]["in index"] == 12
+    having, after = _details(indexed, [2, 6, 7])
+    assert having.tolist() == [2, 6, 7] and np.allclose(after, before, atol=2e-3)
     code, report = check(run_cli)
     assert code == 0 and report["findings"] == []
+
+
+def test_details_of_an_image_whose_original_is_gone_stay_missing(run_cli, indexed, picture_folder):
+    sql(indexed, "UPDATE vectors SET detail = NULL WHERE image_id IN (1, 2)")
+    with Library.open(indexed) as library:
+        gone = library.catalog.images([1])[1].places[0].source
+    Path(gone).unlink()
+    code, report = check(run_cli, "--repair")
+    repaired = " ".join(report["repaired"])
+    assert "made the details of 1 images; 1 could not be read" in repaired, repaired
+    assert _details(indexed, [1, 2])[0].tolist() == [2]
+    text = messages(check(run_cli)[1])
+    assert "1 images have no sound details" in text and "1 files" in text, text
 
 
 def test_dangling_rows_are_removed(run_cli, indexed):

@@ -14,6 +14,9 @@ by the work a crash interrupted, never the other way round.
 - the files places point at still exist (a warning: the user may have moved them);
 - every searchable image has a tiny picture (index/tiny.py; a warning: `--repair` makes the
   missing ones from the originals);
+- every image has sound details, when its model has them (embed/base.py; wrong-length ones are
+  an error, missing or not finite ones a warning: the learned ranking weighs those images by
+  their vectors alone; `--repair` drops the damaged ones and makes them again from the originals);
 - a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
   (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
@@ -49,7 +52,7 @@ from .library import (
     LibraryError,
     acquire_write_lock,
 )
-from .reembed import fill_tiny_pictures
+from .reembed import fill_details, fill_tiny_pictures
 from .sources.http import is_url
 
 SELF_SEARCH_SAMPLE = 200
@@ -224,7 +227,7 @@ def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
 
 def _check_details(catalog: Catalog, report: CheckReport) -> None:
     detail_bytes = _detail_bytes(catalog)
-    if detail_bytes is None:
+    if not detail_bytes:  # a model without details, or one that cannot be loaded here
         return
     n = catalog.conn.execute(
         "SELECT COUNT(*) FROM vectors WHERE detail IS NOT NULL AND length(detail) != ?",
@@ -232,6 +235,14 @@ def _check_details(catalog: Catalog, report: CheckReport) -> None:
     ).fetchone()[0]
     if n:  # search and tune read them as missing: the learned ranking uses the vector alone
         report.error("vectors", f"{n} images have details of the wrong length (damaged)")
+    lacking = len(catalog.ids_lacking_details(detail_bytes // np.dtype(VECTOR_DTYPE).itemsize))
+    if lacking > n:  # none (dropped by --repair, or never made), or not finite
+        report.warning(
+            "vectors",
+            f"{lacking - n} images have no sound details: the learned ranking weighs them by "
+            "their vectors alone; `lookalike check --repair` reads them again to make theirs",
+            True,
+        )
 
 
 def _detail_bytes(catalog: Catalog) -> int | None:
@@ -394,9 +405,7 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
                     (detail_bytes,),
                 ).rowcount
                 if n:
-                    done.append(
-                        f"dropped {n} damaged details (those images are ranked by their vectors alone)"
-                    )
+                    done.append(f"dropped {n} damaged details")
 
             # Images without a vector go back to 'decoded': the next `index` run reads their
             # files again and embeds them (a 'decoded' row is not a finished one).
@@ -426,6 +435,15 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
             line = f"made {filled} tiny pictures"
             if unreadable:
                 line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
+            done.append(line)
+        filled, unreadable = fill_details(library)  # dropped above, or not finite
+        if filled or unreadable:
+            line = f"made the details of {filled} images"
+            if unreadable:
+                line += (
+                    f"; {len(unreadable)} could not be read (ranked by their vectors alone),"
+                    f" e.g. {unreadable[0][1]}"
+                )
             done.append(line)
         if tuning.due(library):
             learned = tuning.tune(library).whitening

@@ -185,29 +185,89 @@ def fill_tiny_pictures(
 ) -> tuple[int, list[tuple[int, str]]]:
     """Give the searchable images that lack a tiny picture (index/tiny.py: indexed before
     schema v6, or the row was damaged) theirs, reading their originals again as `reindex
-    --model` does. Returns (images filled, [(id, why unreadable)]); one commit per chunk."""
+    --model` does. Returns (images filled, [(id, why unreadable)]); a commit per READ_CHUNK."""
     catalog = library.catalog
-    ids = catalog.ids_lacking_tiny(TINY_LENGTH)
-    todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
-    reader = OriginalReader(library)
-    filled, unreadable = 0, []
-    bar = progress_bar(len(todo), "making tiny pictures", progress)
-    for records, wanted in _chunks(catalog, todo):
-        reader.start_chunk()
-        made = []
-        for record in records:
-            try:
-                data = reader.read(record, wanted)
-                made.append((record.id, tiny_picture(decode_image(data, max_pixels=max_pixels).image)))  # fmt: skip
-            except (ImageGone, DecodeError) as exc:
-                unreadable.append((record.id, str(exc)))
-            bar.update(1)
+    unreadable: list[tuple[int, str]] = []
+    made: list[tuple[int, bytes]] = []
+    filled = 0
+
+    def save() -> None:
+        nonlocal filled
         with catalog.transaction():
             for image_id, tiny in made:
                 catalog.fill_tiny(image_id, tiny)
         filled += len(made)
-    bar.close()
+        made.clear()
+
+    ids = catalog.ids_lacking_tiny(TINY_LENGTH)
+    for image_id, image in _originals(library, ids, unreadable, "making tiny pictures", progress, max_pixels=max_pixels):  # fmt: skip
+        made.append((image_id, tiny_picture(image)))
+        if len(made) == READ_CHUNK:
+            save()
+    save()
     return filled, unreadable
+
+
+def fill_details(
+    library: Library,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    batch_size: int = 16,
+    progress: bool | None = None,
+) -> tuple[int, list[tuple[int, str]]]:
+    """Give the images whose details are missing or damaged (catalog.ids_lacking_details;
+    `check --repair` drops damaged ones) theirs, reading their originals again and embedding
+    them with the library's model; their vectors stay as they are. Returns (images filled,
+    [(id, why unreadable)]); a commit per batch. A model without details: nothing to do."""
+    embedder = library.embedder
+    unreadable: list[tuple[int, str]] = []
+    filled = 0
+    if not embedder.detail_dim:
+        return filled, unreadable
+    catalog = library.catalog
+    prep = embedder.preprocessor()
+    ids: list[int] = []
+    pixels: list[np.ndarray] = []
+
+    def save() -> None:
+        nonlocal filled
+        if ids:
+            _, details = embedder.embed_with_details(np.stack(pixels))
+            with catalog.transaction():
+                catalog.fill_details(ids, details)
+            filled += len(ids)
+        ids.clear()
+        pixels.clear()
+
+    lacking = catalog.ids_lacking_details(embedder.detail_dim)
+    read = dict(min_size=getattr(prep, "size", None), keep_alpha=wants_alpha(prep))
+    for image_id, image in _originals(library, lacking, unreadable, "making details", progress, max_pixels=max_pixels, **read):  # fmt: skip
+        ids.append(image_id)
+        pixels.append(prep(image))
+        if len(ids) == batch_size:
+            save()
+    save()
+    return filled, unreadable
+
+
+def _originals(library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode):
+    """(id, decoded original) for each of `ids` that can be read, in an order that reads each
+    archive once a chunk; those that cannot go to `unreadable` as (id, why)."""
+    catalog = library.catalog
+    todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
+    reader = OriginalReader(library)
+    bar = progress_bar(len(todo), desc, progress)
+    for records, wanted in _chunks(catalog, todo):
+        reader.start_chunk()
+        for record in records:
+            bar.update(1)
+            try:
+                image = decode_image(reader.read(record, wanted), **decode).image
+            except (ImageGone, DecodeError) as exc:
+                unreadable.append((record.id, str(exc)))
+                continue
+            yield record.id, image
+    bar.close()
 
 
 def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:

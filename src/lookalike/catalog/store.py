@@ -379,6 +379,31 @@ class Catalog(CatalogQueries):
         present = [i for i in wanted if i in found]
         return np.array(present, dtype=np.int64), self._decode_vectors([found[i] for i in present])
 
+    def ids_lacking_details(self, dim: int) -> list[int]:
+        """Images with a vector but without sound details of length `dim` (none: dropped as
+        damaged, or stored by an older model version; another length; not finite)."""
+        lacking: list[int] = []
+        last = -1
+        while True:
+            rows = self.conn.execute(
+                "SELECT image_id FROM vectors WHERE image_id > ? ORDER BY image_id LIMIT 5000",
+                (last,),
+            ).fetchall()
+            if not rows:
+                return lacking
+            ids = [i for (i,) in rows]
+            last = ids[-1]
+            having = set(self.details(ids, dim)[0].tolist())
+            lacking += [i for i in ids if i not in having]
+
+    def fill_details(self, ids: list[int], details: np.ndarray) -> None:
+        """Store details for images that have a vector (check --repair makes those lacking)."""
+        extra = np.asarray(details, dtype=VECTOR_DTYPE)
+        self.conn.executemany(
+            "UPDATE vectors SET detail = ? WHERE image_id = ?",
+            [(extra[n].tobytes(), i) for n, i in enumerate(ids)],
+        )
+
     def detail_count(self, dim: int) -> int:
         """How many images have details of length `dim`."""
         return self.conn.execute(
