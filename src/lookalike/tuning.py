@@ -27,7 +27,7 @@ from PIL import Image, ImageEnhance
 from .catalog.store import Catalog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
 from .embed.base import preprocess
-from .index.whitening import Whitening, WhiteningError, learn_whitening
+from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
 from .library import Library
 from .reembed import OriginalReader, _by_archive, _chunks, progress_bar
 from .sources.locate import ImageGone
@@ -45,6 +45,7 @@ BATCH = 32
 class TuneReport:
     whitening: Whitening | None = None
     sampled: int = 0
+    neighbour_pairs: int = 0  # pairs of look-alikes in the library it also learned from
     unreadable: int = 0
     seconds: float = 0.0
 
@@ -195,13 +196,16 @@ def learn(
             for s in range(0, len(pool), 5000)
         ]
     )
-    report.whitening = learn_whitening(
-        library_vectors,
-        views,
+    learn_from = dict(
         model_id=catalog.get_meta("model_id") or "",
         library_size=len(contents),
         detail_dim=detail_dim,
     )
+    first = learn_whitening(library_vectors, views, **learn_from)
+    # then again, with the library's own look-alikes under the first as one more pair of views
+    neighbours = neighbour_pairs(first, library_vectors)
+    report.neighbour_pairs = len(neighbours[0])
+    report.whitening = learn_whitening(library_vectors, [*views, neighbours], **learn_from)
     report.seconds = time.monotonic() - started
     return report
 

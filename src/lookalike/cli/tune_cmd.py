@@ -24,8 +24,9 @@ from ..tuning import MIN_IMAGES, SAMPLE, due, tune
 def tune_cmd(obj, sample, seed, quiet):
     """Learn how search ranks this library's images: a whitening of the model's vectors,
     learned from the library's own pictures and edited views of them (shrunk, cropped,
-    recoloured), under which an image and its variants lie closer together. No labels are
-    needed. On the bench sets it raised mAP@10 by 0.04-0.13 (docs/quality.md).
+    recoloured), then again with the library's clearest pairs of look-alikes under the first,
+    under which an image and its variants lie closer together. No labels are needed. On the
+    bench sets it raised mAP@10 by 0.04-0.13 (docs/quality.md).
 
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
@@ -64,7 +65,7 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
     if not quiet:
         click.echo(
             f"learned the ranking from {report.sampled} images ({report.unreadable} unreadable) "
-            f"in {report.seconds:.1f}s",
+            f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
             err=True,
         )
     return 0

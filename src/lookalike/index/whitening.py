@@ -33,6 +33,11 @@ import numpy as np
 
 SHRINK = 0.1  # tango/flags/rltiles: 0.03-0.3 all within 0.015 mAP@10; more is safer on few pairs
 DIMS = 256  # against 128: flags 0.668 vs 0.636, the others within 0.004 (docs/quality.md)
+# neighbour_pairs: mutual nearest neighbours among this many, the half that stand out most,
+# weighted against the edited views' pairs (chosen on bench-data, docs/quality.md 'Neighbours')
+NEIGHBOURS = 3
+NEIGHBOUR_SHARE = 0.5
+NEIGHBOUR_WEIGHT = 0.3
 
 
 class WhiteningError(ValueError):
@@ -57,7 +62,11 @@ class Whitening:
             if details is None:
                 details = np.broadcast_to(self.mean[-self.detail_dim :], (len(vectors), self.detail_dim))  # fmt: skip
             vectors = np.hstack([vectors, np.asarray(details, np.float32)])
-        mapped = (vectors - self.mean) @ self.projection
+        return self.map_whole(vectors)
+
+    def map_whole(self, vectors: np.ndarray) -> np.ndarray:
+        """`apply` to rows that hold each vector and its details side by side."""
+        mapped = (np.asarray(vectors, np.float32) - self.mean) @ self.projection
         norms = np.linalg.norm(mapped, axis=1, keepdims=True)
         return mapped / np.maximum(norms, 1e-12)
 
@@ -141,6 +150,46 @@ def learn_whitening(
         library_size=library_size,
         detail_dim=detail_dim,
     )
+
+
+def neighbour_pairs(
+    whitening: Whitening, vectors: np.ndarray, *, neighbours: int = NEIGHBOURS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of the library's own `vectors` (with their details, as learn_whitening takes them)
+    that are each other's look-alikes under `whitening`, as one more pair of views for learning
+    it again: what such pairs differ in (a drawing at another size, a flag's variant) is then
+    weighed less. A pair is two vectors each among the other's `neighbours` nearest, whose
+    similarity stands out (above both ends' next neighbour by at least the median margin of
+    all such pairs: a picture with no true partner has close runners-up); the pairs are scaled
+    so that their differences count NEIGHBOUR_WEIGHT as much as an edited view's."""
+    vectors = np.asarray(vectors, np.float32)
+    mapped = whitening.map_whole(vectors)
+    n = len(mapped)
+    k = min(neighbours, n - 2)
+    if k < 1:
+        return vectors[:0], vectors[:0]
+    nearest = np.empty((n, k + 1), np.int64)  # each row's k + 1 nearest, best first
+    for start in range(0, n, 2048):  # blocks: 20,000 x 20,000 similarities would be 1.6 GB
+        sims = mapped[start : start + 2048] @ mapped.T
+        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
+        top = np.argpartition(-sims, k, axis=1)[:, : k + 1]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
+        nearest[start : start + 2048] = np.take_along_axis(top, order, axis=1)
+    i = np.repeat(np.arange(n), k)
+    j = nearest[:, :k].ravel()
+    mutual = (nearest[j, :k] == i[:, None]).any(axis=1) & (i < j)
+    i, j = i[mutual], j[mutual]
+    if not len(i):
+        return vectors[:0], vectors[:0]
+    similarity = (mapped[i] * mapped[j]).sum(axis=1)
+    runner_up = np.maximum(
+        (mapped[i] * mapped[nearest[i, k]]).sum(axis=1),
+        (mapped[j] * mapped[nearest[j, k]]).sum(axis=1),
+    )
+    margin = similarity - runner_up
+    keep = margin >= np.quantile(margin, 1 - NEIGHBOUR_SHARE)
+    scale = np.float32(np.sqrt(NEIGHBOUR_WEIGHT))
+    return vectors[i[keep]] * scale, vectors[j[keep]] * scale
 
 
 def _principal_axes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
