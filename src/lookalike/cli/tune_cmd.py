@@ -25,8 +25,8 @@ def tune_cmd(obj, sample, seed, quiet):
     """Learn how search ranks this library's images: a whitening of the model's vectors,
     learned from the library's own pictures and edited views of them (shrunk, cropped,
     recoloured), then again with the library's clearest pairs of look-alikes under the first,
-    under which an image and its variants lie closer together. No labels are needed. On the
-    bench sets it raised mAP@10 by 0.04-0.13 (docs/quality.md).
+    under which an image and its variants lie closer together. No labels are needed. On three
+    of the bench sets it raised mAP@10 by 0.08 to 0.25 (docs/quality.md).
 
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another

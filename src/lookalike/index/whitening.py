@@ -123,28 +123,39 @@ def learn_whitening(
     images, vectors of an edited view of each, row for row). With `detail_dim`, the last that
     many columns of every vector are the model's details. Keeps `dims` axes, or fewer when
     the library's vectors span fewer (a library of 20 images: 19)."""
-    vectors = np.asarray(vectors, np.float64)
-    diffs = [np.asarray(a, np.float64) - b for a, b in views]
-    diffs = np.concatenate(diffs) if diffs else np.zeros((0, vectors.shape[1]))
+    # float32 for the large products (a library of 20,000 x 4,016: five times faster than
+    # float64 here), float64 for the means and the eigenproblems
+    vectors = np.asarray(vectors, np.float32)
+    diffs = [np.asarray(a, np.float32) - np.asarray(b, np.float32) for a, b in views]
+    diffs = np.concatenate(diffs) if diffs else np.zeros((0, vectors.shape[1]), np.float32)
     if len(vectors) < 2 or not len(diffs):
         raise ValueError("learning a whitening needs at least two images and one edited view")
-    mean = vectors.mean(axis=0)
+    dim = vectors.shape[1]
+    mean = vectors.mean(axis=0, dtype=np.float64)
     # Cs^-1/2, with the eigenvalues shrunk towards their mean so that directions the few
     # pairs never moved are not blown up. Cs has rank <= len(diffs): its other eigenvalues are
     # 0, shrunk to `floor`, so Cs^-1/2 = I / sqrt(floor) + axes (1/sqrt(values) - 1/sqrt(floor)) axes^T
     values, axes = _principal_axes(diffs)
-    floor = shrink * max(values.sum() / vectors.shape[1], 1e-12)
+    floor = shrink * max(values.sum() / dim, 1e-12)
     gain = 1 / np.sqrt(values + floor) - 1 / np.sqrt(floor)
+    axes32, gain32, base = axes.astype(np.float32), gain.astype(np.float32), np.float32(1 / np.sqrt(floor))  # fmt: skip
+    if 2 * len(values) > dim:  # nearly full rank: one d x d matrix is cheaper than two passes
+        dense = (axes32 * gain32) @ axes32.T
+        dense[np.diag_indices(dim)] += base
 
-    def inverse_root(x: np.ndarray) -> np.ndarray:
-        return x / np.sqrt(floor) + ((x @ axes) * gain) @ axes.T
+        def inverse_root(x: np.ndarray) -> np.ndarray:
+            return x @ dense
+    else:
+
+        def inverse_root(x: np.ndarray) -> np.ndarray:
+            return x * base + ((x @ axes32) * gain32) @ axes32.T
 
     # then the library's own principal axes in that space, the largest `dims` of them
-    spread, rotation = _principal_axes(inverse_root(vectors - mean))
+    spread, rotation = _principal_axes(inverse_root(vectors - mean.astype(np.float32)))
     keep = np.argsort(spread)[::-1][:dims]
     return Whitening(
         mean=mean.astype(np.float32),
-        projection=inverse_root(rotation[:, keep].T).T.astype(np.float32),  # Cs^-1/2 is symmetric
+        projection=inverse_root(rotation[:, keep].T.astype(np.float32)).T,  # Cs^-1/2 is symmetric
         model_id=model_id,
         images=len(views[0][0]),
         library_size=library_size,
@@ -198,12 +209,13 @@ def _principal_axes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     of 500 images with effnet-lite0's 4,016 numbers then learns in a second, where the
     4,016 x 4,016 eigenproblem took 8 s (two of them per learning)."""
     n, dim = rows.shape
+    rows = np.asarray(rows, np.float32)
     if n >= dim:
-        values, axes = np.linalg.eigh(rows.T @ rows / n)
+        values, axes = np.linalg.eigh((rows.T @ rows).astype(np.float64) / n)
     else:
-        values, left = np.linalg.eigh(rows @ rows.T / n)
+        values, left = np.linalg.eigh((rows @ rows.T).astype(np.float64) / n)
         values = np.maximum(values, 0)
-        axes = rows.T @ left / np.sqrt(np.maximum(values, 1e-300) * n)
-    # what is left of the zero ones is rounding: rows^T rows has no such direction
-    kept = values > values.max(initial=0) * 1e-12
+        axes = (rows.T @ left.astype(np.float32)) / np.sqrt(np.maximum(values, 1e-300) * n)
+    # what is left of the zero ones is rounding (float32 products): no such direction
+    kept = values > values.max(initial=0) * 1e-6
     return values[kept], axes[:, kept]
