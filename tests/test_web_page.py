@@ -119,6 +119,20 @@ def settled(browser) -> bool:
     return browser.execute_script("return [...document.images].every((i) => i.complete)")
 
 
+def click_when_still(browser, element) -> None:
+    """Click `element` once every picture has loaded and it has stopped moving: after a
+    reload, pictures still arriving moved the grid under a click (one CI run in a few dozen)."""
+    where = "const r = arguments[0].getBoundingClientRect(); return [r.x, r.y, r.width, r.height]"
+
+    def still(b) -> bool:
+        before = b.execute_script(where, element)
+        time.sleep(0.25)
+        return settled(b) and b.execute_script(where, element) == before
+
+    wait_for(browser, still)
+    element.click()
+
+
 def test_upload_browse_back_and_screenshot(browser, server):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 900)
@@ -150,7 +164,7 @@ def test_upload_browse_back_and_screenshot(browser, server):
     wait_for(browser, settled)
     second = cards(browser)[1]
     clicked_id = second.get_attribute("data-id")
-    second.find_element(By.CSS_SELECTOR, "a.pic").click()
+    click_when_still(browser, second.find_element(By.CSS_SELECTOR, "a.pic"))
     wait_for(browser, EC.url_contains(f"?id={clicked_id}"))
     wait_for(
         browser, lambda b: b.find_element(By.ID, "query").text.startswith(f"Image {clicked_id}")
@@ -167,7 +181,7 @@ def test_upload_browse_back_and_screenshot(browser, server):
 
     # the back button returns to the previous view
     wait_for(browser, lambda b: len(cards(b)) >= 24 and settled(b))
-    browser.find_element(By.CSS_SELECTOR, "#results .card a.pic").click()
+    click_when_still(browser, browser.find_element(By.CSS_SELECTOR, "#results .card a.pic"))
     wait_for(browser, lambda b: f"?id={clicked_id}" not in b.current_url)
     browser.back()
     wait_for(browser, EC.url_contains(f"?id={clicked_id}"))
