@@ -436,7 +436,8 @@ def _repair(root: Path, report: CheckReport) -> list[str]:
             if unreadable:
                 line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
             done.append(line)
-        filled, unreadable = fill_details(library)  # dropped above, or not finite
+        # dropped above, or not finite; only for a model with details that loads here
+        filled, unreadable = fill_details(library) if detail_bytes else (0, [])
         if filled or unreadable:
             line = f"made the details of {filled} images"
             if unreadable:

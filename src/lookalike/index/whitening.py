@@ -34,7 +34,7 @@ import numpy as np
 SHRINK = 0.1  # tango/flags/rltiles: 0.03-0.3 all within 0.015 mAP@10; more is safer on few pairs
 DIMS = 256  # against 128: flags 0.668 vs 0.636, the others within 0.004 (docs/quality.md)
 # neighbour_pairs: mutual nearest neighbours among this many, the half that stand out most,
-# weighted against the edited views' pairs (chosen on bench-data, docs/quality.md 'Neighbours')
+# weighted against the edited views' pairs (chosen on bench-data, docs/quality.md 'Look-alikes')
 NEIGHBOURS = 3
 NEIGHBOUR_SHARE = 0.5
 NEIGHBOUR_WEIGHT = 0.3
