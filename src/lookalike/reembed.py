@@ -200,7 +200,7 @@ def fill_tiny_pictures(
         made.clear()
 
     ids = catalog.ids_lacking_tiny(TINY_LENGTH)
-    for image_id, image in _originals(library, ids, unreadable, "making tiny pictures", progress, max_pixels=max_pixels):  # fmt: skip
+    for image_id, image in read_originals(library, ids, unreadable, "making tiny pictures", progress, max_pixels=max_pixels):  # fmt: skip
         made.append((image_id, tiny_picture(image)))
         if len(made) == READ_CHUNK:
             save()
@@ -241,7 +241,7 @@ def fill_details(
 
     lacking = catalog.ids_lacking_details(embedder.detail_dim)
     read = dict(min_size=getattr(prep, "size", None), keep_alpha=wants_alpha(prep))
-    for image_id, image in _originals(library, lacking, unreadable, "making details", progress, max_pixels=max_pixels, **read):  # fmt: skip
+    for image_id, image in read_originals(library, lacking, unreadable, "making details", progress, max_pixels=max_pixels, **read):  # fmt: skip
         ids.append(image_id)
         pixels.append(prep(image))
         if len(ids) == batch_size:
@@ -250,7 +250,9 @@ def fill_details(
     return filled, unreadable
 
 
-def _originals(library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode):
+def read_originals(
+    library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode
+):
     """(id, decoded original) for each of `ids` that can be read, in an order that reads each
     archive once a chunk; those that cannot go to `unreadable` as (id, why)."""
     catalog = library.catalog

@@ -25,12 +25,11 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from .catalog.store import Catalog
-from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
+from .decode import DEFAULT_MAX_PIXELS
 from .embed.base import preprocess
 from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
 from .library import Library
-from .reembed import OriginalReader, _by_archive, _chunks, progress_bar
-from .sources.locate import ImageGone
+from .reembed import read_originals
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
 SAMPLE = 2000  # images whose edited views are embedded: 4,000 embeddings (60 s for LPC sheets)
@@ -137,10 +136,8 @@ def learn(
     drawn = sorted(digest, key=digest.get)  # a uniform shuffle, the same for the same images
     chosen = sorted(drawn[:sample])
     sha_of = dict(contents)
-    todo = _by_archive(catalog, np.array(chosen, dtype=np.int64))
     prep = embedder.preprocessor()
     min_size = getattr(prep, "size", None)
-    reader = OriginalReader(library)
     report = TuneReport()
     ids: list[int] = []
     pixels: list[list[np.ndarray]] = [[], []]  # per view
@@ -155,27 +152,16 @@ def learn(
                 view_vectors[view].append(vectors)
                 batch.clear()
 
-    bar = progress_bar(len(todo), "learning the ranking", progress)
-    for records, wanted in _chunks(catalog, todo):
-        reader.start_chunk()
-        for record in records:
-            bar.update(1)
-            try:
-                data = reader.read(record, wanted)
-                image = decode_image(
-                    data, max_pixels=max_pixels, min_size=min_size, keep_alpha=True
-                ).image
-            except (ImageGone, DecodeError):
-                report.unreadable += 1
-                continue
-            ids.append(record.id)
-            rng = random.Random(f"{seed}:{sha_of[record.id]}")
-            for view, edited in enumerate(edited_views(image, rng)):
-                pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
-            if len(pixels[0]) >= BATCH:
-                embed_pending()
+    unreadable: list[tuple[int, str]] = []
+    for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
+        ids.append(image_id)
+        rng = random.Random(f"{seed}:{sha_of[image_id]}")
+        for view, edited in enumerate(edited_views(image, rng)):
+            pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
+        if len(pixels[0]) >= BATCH:
+            embed_pending()
     embed_pending()
-    bar.close()
+    report.unreadable = len(unreadable)
     report.sampled = len(ids)
     if len(ids) < 2:
         report.seconds = time.monotonic() - started
