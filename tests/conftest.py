@@ -100,6 +100,17 @@ def run_cli(library_path: Path, capsys):
     return run
 
 
+def pytest_report_header(config):
+    """The free disk where tests write, first thing in the log: the suite needs about 1 GB
+    at its peak (the model tests' random weights), and a machine short of it fails in ways
+    that do not say so."""
+    import tempfile
+
+    free_gb = shutil.disk_usage(tempfile.gettempdir()).free / 1e9
+    warning = "  (under the ~1 GB the suite needs at its peak)" if free_gb < 1.5 else ""
+    return f"free disk in {tempfile.gettempdir()}: {free_gb:.1f} GB{warning}"
+
+
 @pytest.fixture(autouse=True)
 def _no_library_env(monkeypatch):
     monkeypatch.delenv("LOOKALIKE_LIBRARY", raising=False)
@@ -107,10 +118,12 @@ def _no_library_env(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
-    """model name -> a file of random weights for it (written once per session); skips
-    without torch / open_clip outside CI."""
+    """model name -> a file of random weights for it (written once per test module, and
+    deleted after it: VGG16's and CLIP's together take ~600 MB, which a CI machine short of
+    disk ran out of when they were kept for the whole session); skips without torch /
+    open_clip outside CI."""
     from .model_weights import require, write_random_weights
 
     folder = tmp_path_factory.mktemp("random-weights")
@@ -120,4 +133,4 @@ def random_weights(tmp_path_factory):
         return write_random_weights(model, folder)
 
     yield weights_for
-    shutil.rmtree(folder, ignore_errors=True)  # ~650 MB; pytest keeps its last 3 temp trees
+    shutil.rmtree(folder, ignore_errors=True)  # pytest would keep it with its last 3 temp trees
