@@ -20,7 +20,7 @@ by the work a crash interrupted, never the other way round.
 - a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
   (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
-`--repair` rebuilds the index from the stored vectors (the catalog keeps every vector), drops
+`--repair` (repair.py) rebuilds the index from the stored vectors (the catalog keeps every vector), drops
 vectors that cannot be right and sends their images back to be embedded by the next `index`
 run, removes dangling rows and left-over temporary files. A damaged catalog is not repaired here:
 the report says how to recover it.
@@ -48,11 +48,9 @@ from .library import (
     INDEX_FILE,
     LOCK_FILE,
     WHITENING_FILE,
-    Library,
     LibraryError,
     acquire_write_lock,
 )
-from .reembed import fill_details, fill_tiny_pictures
 from .sources.http import is_url
 
 SELF_SEARCH_SAMPLE = 200
@@ -102,7 +100,9 @@ def check_library(root: Path, *, repair: bool = False, files: bool = True) -> Ch
     if repair and any(f.repairable for f in report.errors + report.findings):
         if any(f.area == "catalog" and not f.repairable for f in report.errors):
             return report  # rebuilding an index from a damaged catalog would spread the damage
-        report.repaired = _repair(root, report)
+        from .repair import repair_library  # repair.py builds on this module's helpers
+
+        report.repaired = repair_library(root)
         after = CheckReport()
         lock = acquire_write_lock(root / LOCK_FILE)
         try:
@@ -219,14 +219,14 @@ def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
         n = conn.execute(query, params).fetchone()[0]
         if n:
             report.error("vectors", f"{n} {meaning}")
-    unsound = len(_unsound_vector_ids(catalog, dim))
+    unsound = len(unsound_vector_ids(catalog, dim))
     if unsound:
         report.error("vectors", f"{unsound} vectors are not finite unit vectors")
     return dim
 
 
 def _check_details(catalog: Catalog, report: CheckReport) -> None:
-    detail_bytes = _detail_bytes(catalog)
+    detail_bytes = model_detail_bytes(catalog)
     if not detail_bytes:  # a model without details, or one that cannot be loaded here
         return
     n = catalog.conn.execute(
@@ -245,7 +245,7 @@ def _check_details(catalog: Catalog, report: CheckReport) -> None:
         )
 
 
-def _detail_bytes(catalog: Catalog) -> int | None:
+def model_detail_bytes(catalog: Catalog) -> int | None:
     """How long the library's model's details are, in bytes (0: it has none); None when the
     model is unknown or its runtime is not installed."""
     info = MODELS.get(catalog.get_meta("model") or "")
@@ -254,7 +254,7 @@ def _detail_bytes(catalog: Catalog) -> int | None:
     return info.load().detail_dim * np.dtype(VECTOR_DTYPE).itemsize
 
 
-def _unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
+def unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
     """Ids of right-sized vectors with NaN/inf values or far from unit length."""
     bad: list[int] = []
     width = np.dtype(VECTOR_DTYPE).itemsize
@@ -370,86 +370,3 @@ def _check_files(catalog: Catalog, report: CheckReport) -> None:
         report.warning(
             "files", f"{gone_downloads} cached downloads are gone (fetched again when needed)"
         )
-
-
-# -- repairing ----------------------------------------------------------------------------------
-
-
-def _repair(root: Path, report: CheckReport) -> list[str]:
-    done: list[str] = []
-    with Library.open(root, write=True) as library:
-        catalog = library.catalog
-        conn = catalog.conn
-        dim = int(catalog.get_meta("dim") or 0)
-        width = np.dtype(VECTOR_DTYPE).itemsize
-        with catalog.transaction():
-            n = conn.execute(
-                "DELETE FROM places WHERE image_id NOT IN (SELECT id FROM images)"
-            ).rowcount
-            n += conn.execute(
-                "DELETE FROM vectors WHERE image_id NOT IN (SELECT id FROM images)"
-            ).rowcount
-            if n:
-                done.append(f"removed {n} rows that pointed at no image")
-            bad = [
-                (i,) for (i,) in conn.execute(
-                    "SELECT image_id FROM vectors WHERE length(vector) != ?", (dim * width,)
-                )
-            ] + [(i,) for i in _unsound_vector_ids(catalog, dim)]  # fmt: skip
-            conn.executemany("DELETE FROM vectors WHERE image_id = ?", bad)
-            detail_bytes = _detail_bytes(catalog)
-            if detail_bytes is not None:
-                n = conn.execute(
-                    "UPDATE vectors SET detail = NULL"
-                    " WHERE detail IS NOT NULL AND length(detail) != ?",
-                    (detail_bytes,),
-                ).rowcount
-                if n:
-                    done.append(f"dropped {n} damaged details")
-
-            # Images without a vector go back to 'decoded': the next `index` run reads their
-            # files again and embeds them (a 'decoded' row is not a finished one).
-            n = conn.execute(
-                "UPDATE images SET status = 'decoded' WHERE status IN ('embedded', 'indexed')"
-                " AND id NOT IN (SELECT image_id FROM vectors)"
-            ).rowcount
-            if bad or n:
-                done.append(
-                    f"dropped {len(bad)} unsound vectors; {n} images will be embedded again by "
-                    "the next `lookalike index` run over their folders"
-                )
-            n = conn.execute(
-                "UPDATE images SET status = 'embedded' WHERE status IN ('decoded', 'failed')"
-                " AND id IN (SELECT image_id FROM vectors)"
-            ).rowcount
-            if n:
-                done.append(f"{n} images with a sound vector marked embedded")
-        leftover = root / (INDEX_FILE + ".tmp")
-        if leftover.exists():
-            leftover.unlink()
-            done.append(f"removed {leftover.name}")
-        index = library.rebuild_index(save=True)
-        done.append(f"rebuilt the index from the catalog: {len(index)} vectors, {index.kind}")
-        filled, unreadable = fill_tiny_pictures(library)  # those a schema upgrade lacks too
-        if filled or unreadable:
-            line = f"made {filled} tiny pictures"
-            if unreadable:
-                line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
-            done.append(line)
-        # dropped above, or not finite; only for a model with details that loads here
-        filled, unreadable = fill_details(library) if detail_bytes else (0, [])
-        if filled or unreadable:
-            line = f"made the details of {filled} images"
-            if unreadable:
-                line += (
-                    f"; {len(unreadable)} could not be read (ranked by their vectors alone),"
-                    f" e.g. {unreadable[0][1]}"
-                )
-            done.append(line)
-        if tuning.due(library):
-            learned = tuning.tune(library).whitening
-            done.append("learned the ranking" if learned else "could not learn the ranking")
-        elif (root / WHITENING_FILE).exists() and library.whitening is None:
-            (root / WHITENING_FILE).unlink()  # unusable, and the library too small to learn
-            done.append(f"removed the unusable {WHITENING_FILE}")
-    return done
