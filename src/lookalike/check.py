@@ -37,7 +37,8 @@ import numpy as np
 
 from . import tuning
 from .catalog.schema import SCHEMA_VERSION
-from .catalog.store import VECTOR_DTYPE, Catalog
+from .catalog.store import Catalog
+from .catalog.vectors import VECTOR_DTYPE
 from .embed.registry import MODELS
 from .index.faiss_index import FaissIndex
 from .index.stores import StoreConfig, open_milvus

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import tuning
-from .catalog.store import VECTOR_DTYPE
+from .catalog.vectors import VECTOR_DTYPE
 from .check import model_detail_bytes, unsound_vector_ids
 from .library import INDEX_FILE, WHITENING_FILE, Library
 from .reembed import fill_details, fill_tiny_pictures

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .store import VECTOR_DTYPE, Catalog
+from .store import Catalog
+from .vectors import vector_rows
 
 # what `index_model_id` holds after a swap: matches no model, so any saved index is rebuilt
 STALE_INDEX = "stale: the library's model changed"
@@ -36,15 +37,10 @@ def stage_vectors(
     details: np.ndarray | None = None,
 ) -> None:
     """Call inside a transaction; one per batch, so a stop loses at most a batch."""
-    blobs = np.asarray(vectors, dtype=VECTOR_DTYPE)
-    extra = None if details is None else np.asarray(details, dtype=VECTOR_DTYPE)
     catalog.conn.executemany(
         "INSERT OR REPLACE INTO staged_vectors (image_id, model, vector, detail)"
         " VALUES (?, ?, ?, ?)",
-        [
-            (int(i), model_id, blobs[n].tobytes(), None if extra is None else extra[n].tobytes())
-            for n, i in enumerate(ids)
-        ],
+        [(i, model_id, vector, detail) for i, vector, detail in vector_rows(ids, vectors, details)],
     )
 
 
