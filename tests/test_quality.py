@@ -142,6 +142,7 @@ def test_copy_eval_counts_wrong_copies_that_are_twins_of_the_original(tmp_path):
     # measured: 33 wrong copies (flips and turns of twinned tiles), all 33 twins; random tiles
     # are not mistaken for one another
     assert wrong >= 8 and tiers["false_copies_that_are_twins"] == wrong, tiers
+    assert tiers["copy_tier_precision"] < 1.0 and tiers["copy_tier_precision_twins_right"] == 1.0
 
 
 def test_eval_cli_text_and_json(run_cli):

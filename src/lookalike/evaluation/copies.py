@@ -11,7 +11,8 @@ a hit tiered exact/copy is right when it is the original (or shares its group). 
 ones, those that are themselves a copy of the original by their pixels (a mirror or turn
 twin, a recolour: game art is full of them) are counted too, as `twins`: the query is as much
 an edited copy of them, and no rule that finds mirrored and recoloured copies tells them
-apart. Only small pictures are judged (pixel_match); the precision itself counts them wrong.
+apart. Only small pictures are judged (pixel_match). `copy_tier_precision` counts them
+wrong; `copy_tier_precision_twins_right` counts them right.
 """
 
 from __future__ import annotations
@@ -292,6 +293,9 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         other_scores=_percentiles(other_scores, (50, 95, 99, 100)),
         tiers={
             "copy_tier_precision": tier_right / tiered if tiered else 1.0,
+            # the same, with a hit that is itself a copy of the original (its mirror image,
+            # a recolour: _twins) counted right, as the query is as much a copy of it
+            "copy_tier_precision_twins_right": (tier_right + twins) / tiered if tiered else 1.0,
             "copy_tier_recall": tier_right / len(found1) if found1 else 0.0,
             "false_copies_on_copies": tier_wrong,
             "false_copies_on_negatives": negative_tiers,
