@@ -10,6 +10,7 @@ import pytest
 
 from lookalike import tuning
 from lookalike.cli import main as cli_main
+from lookalike.hits import COPY_THRESHOLD
 from lookalike.index.whitening import (
     NEIGHBOUR_WEIGHT,
     Whitening,
@@ -19,7 +20,7 @@ from lookalike.index.whitening import (
 )
 from lookalike.library import WHITENING_FILE, Library
 from lookalike.ranking import diffusion_order, diffusion_weights, rank_whitened
-from lookalike.search import COPY_THRESHOLD, QueryVector, Searcher
+from lookalike.search import QueryVector, Searcher
 
 from .conftest import index_icons
 

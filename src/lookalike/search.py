@@ -1,12 +1,7 @@
-"""Search: turn queries (files, URLs, `id:N`) into vectors, find neighbours, collapse
-near-duplicates, and attach what the catalog knows about each hit.
+"""Search: turn queries (files, URLs, `id:N`) into vectors, find neighbours, rank them, and
+attach what the catalog knows about each hit.
 
-Near-duplicate collapsing: the index returns a few times more candidates than asked for; going
-down them best-first, a candidate whose cosine similarity to an already kept hit is at least
-`DUPLICATE_THRESHOLD` joins that hit's `duplicates` instead of taking a slot of its own. Images
-with the same bytes are one catalog row already (with several places), so they never appear
-twice. The threshold was measured on re-encoded, rescaled copies versus distinct images (see
-docs/quality.md).
+What the hits are (tiers, near-duplicates collapsed, their JSON) is hits.py.
 
 Ranking: in a library with a learned whitening (index/whitening.py, tuning.py), the index's
 best WHITENED_DEPTH candidates of a picture query are ranked again (ranking.py): their
@@ -23,14 +18,21 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from .catalog.records import ImageRecord
 from .decode import DecodeError, decode_image, trim_transparent
 from .embed.base import wants_alpha
+from .hits import (
+    COPY_THRESHOLD,
+    DUPLICATE_THRESHOLD,
+    TIER_ORDER,
+    Hit,
+    QueryResult,
+    collapse_near_duplicates,
+    match_tier,
+)
 from .index.faiss_index import RERANK_DEPTH
 from .library import Library
 from .query_terms import ExpressionError, combine, parse_expression
@@ -38,14 +40,6 @@ from .ranking import rank_whitened
 from .sources.base import SourceError
 from .sources.http import fetch_bytes, is_url
 
-if TYPE_CHECKING:
-    from .verify import Verification
-
-DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
-COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
-# The same pixels give the same vector; a pixel hash alone is not trusted further, because
-# catalogs from before the palette was hashed (decode.pixel_hash) gave palette swaps one hash
-EXACT_MIN_COSINE = 0.999
 CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after collapsing
 # A turned view's scores count for this much less than the query's own: without it, a plain
 # (unturned) copy of an arrow icon found the other arrows through their turns, and copy recall
@@ -59,7 +53,6 @@ TURNED_MIN_SIDE = 64
 # 100 / 200 kept tango_icons' and rltiles' gain, and 0.651 / 0.659 of freeciv_flags' 0.665
 # with every image whitened (bench/whitening.py; docs/quality.md, 'Learned whitening').
 WHITENED_DEPTH = 200
-TIER_ORDER = {"exact": 0, "copy": 1, "similar": 2}
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
@@ -83,26 +76,6 @@ class Filters:
 
     def active(self) -> bool:
         return any(v not in (None, "") for v in vars(self).values())
-
-
-@dataclass
-class Hit:
-    id: int
-    score: float
-    record: ImageRecord
-    tier: str = "similar"  # "exact", "copy" or "similar": see match_tier
-    # The model's own cosine similarity, when `score` is another (search under a whitening);
-    # tiers are decided on it
-    cosine: float | None = None
-    duplicates: list[Hit] = field(default_factory=list)
-    verification: Verification | None = None  # set by --verify
-
-
-@dataclass
-class QueryResult:
-    query: str
-    hits: list[Hit] = field(default_factory=list)
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -306,7 +279,7 @@ class Searcher:
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
         kept = max(want, checked)
         if collapse:
-            hits = _collapse(candidates, records, self.library, kept, threshold)
+            hits = collapse_near_duplicates(candidates, records, self.library, kept, threshold)
         else:
             hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
         if verify:  # and hits that only tiny pictures found, verified too, sorted in below
@@ -370,22 +343,6 @@ class Searcher:
         return results
 
 
-def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
-    """exact: the same bytes or the same decoded pixels. copy: an edited copy, by geometric
-    verification where it ran (`verified`, pictures large enough), else by a score of at least
-    COPY_THRESHOLD.
-    similar: the rest. The thresholds are measured in docs/quality.md."""
-    record = hit.record
-    if query.sha256 and record.sha256 == query.sha256:
-        return "exact"
-    cosine = hit.score if hit.cosine is None else hit.cosine
-    if query.pixel_hash and record.pixel_hash == query.pixel_hash and cosine >= EXACT_MIN_COSINE:
-        return "exact"
-    if verified and hit.verification is not None:
-        return "copy" if hit.verification.matched else "similar"
-    return "copy" if cosine >= COPY_THRESHOLD else "similar"  # unverified or unverifiable
-
-
 def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, float]]):
     """Exact scores from the catalog's vectors, best first (for quantised indexes); with
     several query vectors (the query, then its turned views), each candidate's best."""
@@ -402,59 +359,3 @@ def _penalise_turns(scores: np.ndarray) -> np.ndarray:
     turned views' rows, in place."""
     scores[1:] -= TURN_PENALTY
     return scores
-
-
-def _collapse(
-    candidates: list[tuple[int, float]],
-    records: dict[int, ImageRecord],
-    library: Library,
-    k: int,
-    threshold: float,
-) -> list[Hit]:
-    ids, vectors = library.catalog.vectors([i for i, _ in candidates])
-    row_of = {image_id: row for row, image_id in enumerate(ids.tolist())}
-    similarity = vectors @ vectors.T  # once, rather than per candidate
-    hits: list[Hit] = []
-    owners: list[Hit] = []  # the kept hits that have a vector, and its row
-    owner_rows: list[int] = []
-    for image_id, score in candidates:
-        row = row_of.get(image_id)
-        if row is not None and owner_rows:
-            sims = similarity[row, owner_rows]
-            best = int(np.argmax(sims))
-            if sims[best] >= threshold:
-                owners[best].duplicates.append(Hit(image_id, score, records[image_id]))
-                continue
-        if len(hits) == k:
-            continue  # full: later candidates may still be duplicates of a kept hit
-        hit = Hit(image_id, score, records[image_id])
-        hits.append(hit)
-        if row is not None:
-            owners.append(hit)
-            owner_rows.append(row)
-    return hits
-
-
-def hit_to_dict(hit: Hit, *, with_duplicates: bool = True) -> dict:
-    """The JSON shape of a hit, shared by `lookalike search --json` and the REST API."""
-    record = hit.record
-    place = record.first_place
-    out = {
-        "id": hit.id,
-        "score": round(hit.score, 4),
-        "source": place.source if place else None,
-        "member": place.member if place else "",
-        "page_url": place.page_url if place else None,
-        "title": place.title if place else None,
-        "author": place.author if place else None,
-        "licence": place.licence if place else None,
-        "width": record.width,
-        "height": record.height,
-        "format": record.format,
-        "tier": hit.tier,
-    }
-    if hit.verification is not None:
-        out["verification"] = hit.verification.as_dict()
-    if with_duplicates:
-        out["duplicates"] = [hit_to_dict(d, with_duplicates=False) for d in hit.duplicates]
-    return out

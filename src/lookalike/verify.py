@@ -34,8 +34,9 @@ from .sources.locate import ImageGone, read_image_bytes
 
 if TYPE_CHECKING:
     from .catalog.records import ImageRecord
+    from .hits import Hit
     from .library import Library
-    from .search import Hit, QueryVector
+    from .search import QueryVector
 
 WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
 # Below this (shorter side, in pixels) keypoints are mostly the stair steps of pixel art, which

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
+from ..hits import QueryResult, hit_to_dict
 from ..library import Library
-from ..search import QueryResult, Searcher, hit_to_dict
+from ..search import Searcher
 
 
 @click.command("search")

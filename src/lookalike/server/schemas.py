@@ -15,7 +15,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..catalog.records import ImageRecord, Place
-from ..search import Filters, Hit, hit_to_dict
+from ..hits import Hit, hit_to_dict
+from ..search import Filters
 
 # SQLite integers are signed 64-bit: a larger id would raise OverflowError in the driver.
 MAX_ID = 2**63 - 1
