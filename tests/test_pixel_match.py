@@ -54,8 +54,11 @@ def test_tiles_side_by_side_score_as_each_alone():
     rng = np.random.default_rng(4)
     tiles = [rng.uniform(0, 255, (20, 16)).astype(np.float32) for _ in range(4)]
     template = tiles[2][5:14, 3:12].copy()
-    together = pixel_match._correlate_tiles(tiles, template)
-    alone = [pixel_match._correlate_tiles([tile], template)[0] for tile in tiles]
+    together = pixel_match._correlate_tiles(pixel_match.side_by_side(tiles), template)
+    alone = [
+        pixel_match._correlate_tiles(pixel_match.side_by_side([tile]), template)[0]
+        for tile in tiles
+    ]
     for (score, x, y), (score_alone, x_alone, y_alone) in zip(together, alone):
         assert score == pytest.approx(score_alone, abs=1e-5) and (x, y) == (x_alone, y_alone)
     assert together[2][0] > 0.999 and together[2][1:] == (3, 5)

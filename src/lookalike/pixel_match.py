@@ -35,7 +35,7 @@ says nothing of colour.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import cv2
@@ -82,6 +82,32 @@ class Pixels:
     chroma: np.ndarray  # YCbCr's Cb and Cr less 128 (height x width x 2, int8)
     scale: float  # stored pixels = original pixels * scale
     size: tuple[int, int]  # original (width, height)
+    # A query is compared with many candidates (verify: up to ~50 a search): its turned and
+    # resized planes are made once, not once per candidate; bounded by the sizes of those
+    _made: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def turned(self, plane: str, turns: int, mirrored: bool) -> np.ndarray:
+        """`grey` or `value` turned (_turn), made once."""
+        key = (plane, turns, mirrored)
+        if key not in self._made:
+            self._made[key] = _turn(getattr(self, plane), turns, mirrored)
+        return self._made[key]
+
+    def turned_tiles(self, plane: str, odd: bool) -> Tiles:
+        """`grey` or `value` in the symmetries that keep its shape (`odd`: that swap it), side
+        by side in _SYMMETRIES' order, made once."""
+        key = (plane, "tiles", odd)
+        if key not in self._made:
+            group = [(t, m) for t, m in _SYMMETRIES if t % 2 == odd]
+            self._made[key] = side_by_side([self.turned(plane, t, m) for t, m in group])
+        return self._made[key]
+
+    def resized(self, plane: str, width: int, height: int) -> np.ndarray:
+        """`grey` or `value` at width x height (_resize), made once."""
+        key = (plane, width, height)
+        if key not in self._made:
+            self._made[key] = _resize(getattr(self, plane), width, height)
+        return self._made[key]
 
 
 @dataclass(frozen=True)
@@ -148,23 +174,36 @@ def _turn_rect(rect, shape, turns: int, mirrored: bool):
     return x, y, w, h
 
 
-def _correlate_tiles(tiles: list[np.ndarray], template: np.ndarray) -> list[tuple[float, int, int]]:
-    """The best normalised cross-correlation of the template inside each of `tiles` (of one
-    shape), and where: (score, x, y) per tile. One matchTemplate over the tiles side by side,
-    windows across two of them left out: most of a small comparison's time is the calls, not
-    the pixels. A flat template correlates with nothing (OpenCV would say 1; it says 0 for
-    flat windows)."""
+class Tiles(NamedTuple):
+    """Pictures of one shape side by side (`side_by_side`), for one matchTemplate over them all:
+    most of a small comparison's time is the calls, not the pixels."""
+
+    mosaic: np.ndarray
+    count: int
+    height: int
+    width: int
+
+
+def side_by_side(pictures: list[np.ndarray]) -> Tiles:
+    height, width = pictures[0].shape
+    mosaic = pictures[0] if len(pictures) == 1 else np.hstack(pictures)
+    return Tiles(mosaic, len(pictures), height, width)
+
+
+def _correlate_tiles(tiles: Tiles, template: np.ndarray) -> list[tuple[float, int, int]]:
+    """The best normalised cross-correlation of the template inside each of `tiles`, and
+    where: (score, x, y) per tile; windows across two tiles are left out. A flat template
+    correlates with nothing (OpenCV would say 1; it says 0 for flat windows)."""
     th, tw = template.shape
-    height, width = tiles[0].shape
+    height, width = tiles.height, tiles.width
     if th < 2 or tw < 2 or th > height or tw > width:
-        return [(-1.0, 0, 0)] * len(tiles)
+        return [(-1.0, 0, 0)] * tiles.count
     low, high, _, _ = cv2.minMaxLoc(template)
     if high - low < 1e-3:
-        return [(-1.0, 0, 0)] * len(tiles)
-    mosaic = tiles[0] if len(tiles) == 1 else np.hstack(tiles)
-    result = cv2.matchTemplate(mosaic, template, cv2.TM_CCOEFF_NORMED)
+        return [(-1.0, 0, 0)] * tiles.count
+    result = cv2.matchTemplate(tiles.mosaic, template, cv2.TM_CCOEFF_NORMED)
     found = []
-    for n in range(len(tiles)):
+    for n in range(tiles.count):
         _, best, _, (x, y) = cv2.minMaxLoc(result[:, n * width : n * width + width - tw + 1])
         found.append((float(best), x, y))
     return found
@@ -215,13 +254,12 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         if as_it_is >= 1.0 - SYMMETRY_PENALTY:
             break  # the query as it is matched: no turned arrangement can do better
         group = [(n, t, m) for n, (t, m) in enumerate(_SYMMETRIES) if t % 2 == odd]
-        qs = [_turn(query.grey, t, m) for _, t, m in group]
-        q_values = [_turn(query.value, t, m) for _, t, m in group]
-        qh, qw = qs[0].shape
+        qs, q_values = query.turned_tiles("grey", odd), query.turned_tiles("value", odd)
+        qh, qw = qs.height, qs.width
         # the whole query on the whole candidate, at the smaller of the two sizes; in
         # luminance, and in HSV value, which a hue shift keeps (a yellow sprite turned blue
         # is darker in luminance)
-        turned_back = [_unturn(cand, t, m) for _, t, m in group]  # for the crops too
+        turned_back = side_by_side([_unturn(cand, t, m) for _, t, m in group])  # crops too
         if qw * qh <= cw * ch:
             whole = [
                 _correlate_tiles(tiles, _resize(c, qw, qh))
@@ -230,10 +268,10 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         else:  # the query shrunk to the candidate's size: the query as it is against the
             # candidate turned back, which is the same comparison
             size = (ch, cw) if odd else (cw, ch)  # the candidate's (width, height), turned back
-            values_back = [_unturn(candidate.value, t, m) for _, t, m in group]
+            values_back = side_by_side([_unturn(candidate.value, t, m) for _, t, m in group])
             whole = [
-                _correlate_tiles(tiles, _resize(q, *size))
-                for q, tiles in ((query.grey, turned_back), (query.value, values_back))
+                _correlate_tiles(tiles, query.resized(plane, *size))
+                for plane, tiles in (("grey", turned_back), ("value", values_back))
             ]
         for i, (n, t, m) in enumerate(group):
             score = max(whole[0][i][0], whole[1][i][0])
@@ -242,9 +280,9 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         # the query as it is inside the candidate turned back
         for tw, th in _scales(cand.shape, (qh, qw), own_scale, CROP_SCALES):
             size = (th, tw) if odd else (tw, th)  # the query's own width and height
-            found = _correlate_tiles(turned_back, _resize(query.grey, *size))
+            found = _correlate_tiles(turned_back, query.resized("grey", *size))
             for (n, t, m), (score, x, y) in zip(group, found):
-                rect = _turn_rect((x, y, *size), turned_back[0].shape, t, m)
+                rect = _turn_rect((x, y, *size), (turned_back.height, turned_back.width), t, m)
                 tried.append(_Found(score, n * 3 + 1, rect, t, m, "crop"))
         # the candidate inside the query: a border or frame was added around it, at the
         # candidate's own scale (a border of a few pixels: the other scales step past it) or
