@@ -115,10 +115,11 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
     # sparser and more of the pairs wrong
     for part, pick in (("", np.arange(len(x))), (" (learned from half)", np.sort(np.random.default_rng(0).permutation(len(x))[: len(x) // 2]))):  # fmt: skip
         edits = [(both[0][pick], both[1][pick]), (both[0][pick], both[2][pick])]
-        first = learn_whitening(both[0][pick], edits, model_id="", library_size=len(pick))
-        again = learn_whitening(both[0][pick], [*edits, neighbour_pairs(first, both[0][pick])], model_id="", library_size=len(pick))  # fmt: skip
-        for name, whitening in (("with details", first), ("with details and look-alikes", again)):
-            results[f"{name}{part}, best 200, diffusion"] = reranked_map(x, whitening.map_whole(both[0]), labels, 200, dict(neighbours=20, alpha=0.6))  # fmt: skip
+        for dims in (256, 512):  # index/whitening.py's DIMS, and twice that (tried, not adopted)
+            first = learn_whitening(both[0][pick], edits, model_id="", library_size=len(pick), dims=dims)  # fmt: skip
+            again = learn_whitening(both[0][pick], [*edits, neighbour_pairs(first, both[0][pick])], model_id="", library_size=len(pick), dims=dims)  # fmt: skip
+            for name, whitening in (("with details", first), ("with details and look-alikes", again)):  # fmt: skip
+                results[f"{name}{part}, {dims} dims, best 200, diffusion"] = reranked_map(x, whitening.map_whole(both[0]), labels, 200, dict(neighbours=20, alpha=0.6))  # fmt: skip
     for size in (300, 500):
         pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
         results[f"learned from {size} images' views"] = score(learned(pick))
