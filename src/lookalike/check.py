@@ -20,10 +20,10 @@ by the work a crash interrupted, never the other way round.
 - a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
   (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
-`--repair` (repair.py) rebuilds the index from the stored vectors (the catalog keeps every vector), drops
-vectors that cannot be right and sends their images back to be embedded by the next `index`
-run, removes dangling rows and left-over temporary files. A damaged catalog is not repaired here:
-the report says how to recover it.
+`--repair` (repair.py) rebuilds the index from the stored vectors (the catalog keeps every
+vector), drops vectors that cannot be right and sends their images back to be embedded by the
+next `index` run, removes dangling rows and left-over temporary files. A damaged catalog is not
+repaired here: the report says how to recover it.
 """
 
 from __future__ import annotations
