@@ -73,13 +73,16 @@ class Embedder(ABC):
 
     def embed_images(self, images: list[Image.Image]) -> np.ndarray:
         """Convenience for few pictures (search queries): preprocess here and embed."""
-        return self.embed_images_with_details(images)[0]
+        return self.embed(self._stacked(images))
 
     def embed_images_with_details(
         self, images: list[Image.Image]
     ) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.embed_with_details(self._stacked(images))
+
+    def _stacked(self, images: list[Image.Image]) -> np.ndarray:
         prep = self.preprocessor()
-        return self.embed_with_details(np.stack([preprocess(prep, im) for im in images]))
+        return np.stack([preprocess(prep, im) for im in images])
 
 
 def wants_alpha(preprocessor: Preprocessor) -> bool:

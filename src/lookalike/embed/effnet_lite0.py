@@ -215,9 +215,14 @@ class EffNetLite0(Embedder):
         return SummaryPreprocessor(size=self.SIZE, trim=True, summary=self.SUMMARY)
 
     def embed(self, batch: np.ndarray) -> np.ndarray:
-        return self.embed_with_details(batch)[0]
+        # without the details' maps and pooling, for callers that have no use for them (a
+        # verified search's turned views): ~0.5 ms less a picture
+        return self._embed(batch, details=False)[0]
 
     def embed_with_details(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self._embed(batch, details=True)
+
+    def _embed(self, batch: np.ndarray, *, details: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if batch.ndim == 4:  # one view (the grey and shape variants): no details
             return self.describe(batch), None
         main, small = split_views(batch, self.SIZE, self.SUMMARY)
@@ -225,10 +230,12 @@ class EffNetLite0(Embedder):
         enlarged = np.stack(
             [np.asarray(Image.fromarray(s).resize(side, Image.BILINEAR)) for s in small]
         )
-        head, stage5, stage6 = self._run(main, ["head", "stage5", "stage6"])
+        head, *stages = self._run(main, ["head", "stage5", "stage6"] if details else ["head"])
         combined = gem_vector(head, self.GEM_P) + self.SUMMARY_WEIGHT * self.describe(enlarged)
-        details = np.concatenate([grid_gem(stage5, self.GEM_P), grid_gem(stage6, self.GEM_P)], 1)
-        return l2_normalise(combined), details
+        if not details:
+            return l2_normalise(combined), None
+        found = np.concatenate([grid_gem(maps, self.GEM_P) for maps in stages], 1)
+        return l2_normalise(combined), found
 
     def describe(self, pixels: np.ndarray) -> np.ndarray:
         """(N, H, W, 3) uint8 pictures -> (N, 1280) GeM of the head, L2-normalised."""
