@@ -121,9 +121,9 @@ def _no_library_env(monkeypatch):
 @pytest.fixture(scope="module")
 def random_weights(tmp_path_factory):
     """model name -> a file of random weights for it (written once per test module, and
-    deleted after it: VGG16's and CLIP's together take ~600 MB, which a CI machine short of
-    disk ran out of when they were kept for the whole session); skips without torch /
-    open_clip outside CI."""
+    deleted after it: VGG16's and CLIP's together take ~600 MB, and a CI run short of disk
+    failed from the model tests on while they were kept for the whole session); skips without
+    torch / open_clip outside CI."""
     from .model_weights import require, write_random_weights
 
     folder = tmp_path_factory.mktemp("random-weights")
