@@ -120,6 +120,9 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
             again = learn_whitening(both[0][pick], [*edits, neighbour_pairs(first, both[0][pick])], model_id="", library_size=len(pick), dims=dims)  # fmt: skip
             for name, whitening in (("with details", first), ("with details and look-alikes", again)):  # fmt: skip
                 results[f"{name}{part}, {dims} dims, best 200, diffusion"] = reranked_map(x, whitening.map_whole(both[0]), labels, 200, dict(neighbours=20, alpha=0.6))  # fmt: skip
+            if dims == 256:  # search.WHITENED_DEPTH: 200, then 400
+                for depth in (300, 400, 800):
+                    results[f"with details and look-alikes{part}, 256 dims, best {depth}, diffusion"] = reranked_map(x, again.map_whole(both[0]), labels, depth, dict(neighbours=20, alpha=0.6))  # fmt: skip
     for size in (300, 500):
         pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
         results[f"learned from {size} images' views"] = score(learned(pick))

@@ -49,10 +49,10 @@ TURN_PENALTY = 0.05
 # than this (verify.MIN_SIDE) gets candidates by its tiny picture in all eight symmetries
 # instead (_tiny_hits), which found nearly as many and saves three embeddings (docs/quality.md).
 TURNED_MIN_SIDE = 64
-# Candidates ranked again under the library's whitening: re-ranking the cosine search's best
-# 100 / 200 kept tango_icons' and rltiles' gain, and 0.651 / 0.659 of freeciv_flags' 0.665
-# with every image whitened (bench/whitening.py; docs/quality.md, 'Learned whitening').
-WHITENED_DEPTH = 200
+# Candidates ranked again under the library's whitening (and ordered by diffusion over them):
+# 400 against 200, lookalike eval: freeciv_flags 0.784 -> 0.810, rltiles 0.593 -> 0.598,
+# tango_icons 0.898 -> 0.897, for ~15 ms more a query (docs/quality.md, 'Deeper candidates')
+WHITENED_DEPTH = 400
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
