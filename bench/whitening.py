@@ -121,8 +121,8 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
             for name, whitening in (("with details", first), ("with details and look-alikes", again)):  # fmt: skip
                 results[f"{name}{part}, {dims} dims, best 200, diffusion"] = reranked_map(x, whitening.map_whole(both[0]), labels, 200, dict(neighbours=20, alpha=0.6))  # fmt: skip
             if dims == 256:  # search.WHITENED_DEPTH: 200, then 400
-                for depth in (300, 400, 800):
-                    results[f"with details and look-alikes{part}, 256 dims, best {depth}, diffusion"] = reranked_map(x, again.map_whole(both[0]), labels, depth, dict(neighbours=20, alpha=0.6))  # fmt: skip
+                for depth, k in ((300, 20), (400, 20), (800, 20), (400, 30), (400, 40)):
+                    results[f"with details and look-alikes{part}, 256 dims, best {depth}, diffusion k {k}"] = reranked_map(x, again.map_whole(both[0]), labels, depth, dict(neighbours=k, alpha=0.6))  # fmt: skip
     for size in (300, 500):
         pick = np.random.default_rng(0).choice(len(x), min(size, len(x)), replace=False)
         results[f"learned from {size} images' views"] = score(learned(pick))

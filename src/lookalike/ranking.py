@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from .library import Library
 
 # Chosen on tango_icons, freeciv_flags and rltiles by bench/whitening.py (k 15-30, alpha
-# 0.5-0.7 all within 0.01 of each other; docs/quality.md, 'Diffusion')
-DIFFUSION_NEIGHBOURS = 20
+# 0.5-0.7 all within 0.01 of each other; docs/quality.md, 'Diffusion'); 20 of 200 candidates,
+# then 40 of search.WHITENED_DEPTH's 400, the same share ('Deeper candidates')
+DIFFUSION_NEIGHBOURS = 40
 DIFFUSION_ALPHA = 0.6  # how far weight spreads: each step keeps this share of the last
 DIFFUSION_POWER = 3  # edge weights are similarities cubed, so that weak edges count little
 DIFFUSION_STEPS = 20  # 0.6 ** 20 < 1e-4: converged

@@ -51,7 +51,8 @@ TURN_PENALTY = 0.05
 TURNED_MIN_SIDE = 64
 # Candidates ranked again under the library's whitening (and ordered by diffusion over them):
 # 400 against 200, lookalike eval: freeciv_flags 0.784 -> 0.810, rltiles 0.593 -> 0.598,
-# tango_icons 0.898 -> 0.897, for ~15 ms more a query (docs/quality.md, 'Deeper candidates')
+# tango_icons 0.898 -> 0.897, for ~15 ms more a query (docs/quality.md, 'Deeper candidates';
+# ranking.DIFFUSION_NEIGHBOURS grew with it)
 WHITENED_DEPTH = 400
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
