@@ -258,23 +258,12 @@ def model_detail_bytes(catalog: Catalog) -> int | None:
 def unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
     """Ids of right-sized vectors with NaN/inf values or far from unit length."""
     bad: list[int] = []
-    width = np.dtype(VECTOR_DTYPE).itemsize
-    last = -1
-    while True:
-        rows = catalog.conn.execute(
-            "SELECT image_id, vector FROM vectors WHERE image_id > ? AND length(vector) = ?"
-            " ORDER BY image_id LIMIT 20000",
-            (last, dim * width),
-        ).fetchall()
-        if not rows:
-            return bad
-        last = rows[-1][0]
-        ids = np.array([r[0] for r in rows])
-        vectors = catalog._decode_vectors([r[1] for r in rows])
+    for ids, vectors in catalog.iter_vectors(dim=dim):
         with np.errstate(all="ignore"):
             norms = np.linalg.norm(vectors, axis=1)
         sound = np.isfinite(vectors).all(axis=1) & (np.abs(norms - 1) < NORM_TOLERANCE)
         bad.extend(ids[~sound].tolist())
+    return bad
 
 
 def _check_index(root: Path, catalog: Catalog, dim: int, report: CheckReport) -> None:

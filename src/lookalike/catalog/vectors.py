@@ -20,6 +20,11 @@ def vector_rows(ids, vectors: np.ndarray, details: np.ndarray | None = None) -> 
     ]
 
 
+def _sized(column: str, dim: int | None) -> str:
+    """The SQL condition that `column` holds `dim` numbers ("" for any)."""
+    return "" if dim is None else f" AND length({column}) = {int(dim) * VECTOR_DTYPE().itemsize}"
+
+
 class CatalogVectors:
     """Reading and filling `self.conn`'s vectors table; writing new ones (which also moves
     the images' status) is Catalog.store_vectors."""
@@ -58,7 +63,7 @@ class CatalogVectors:
         `ids`, in their order."""
         wanted = [int(i) for i in ids]
         found: dict[int, bytes] = {}
-        sized = "" if dim is None else f" AND length({column}) = {int(dim) * VECTOR_DTYPE().itemsize}"  # fmt: skip
+        sized = _sized(column, dim)
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -104,12 +109,17 @@ class CatalogVectors:
             (dim * VECTOR_DTYPE().itemsize,),
         ).fetchone()[0]
 
-    def iter_vectors(self, batch: int = 20_000) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Every stored vector, in chunks of (ids, float32 matrix), by id."""
+    def iter_vectors(
+        self, batch: int = 20_000, *, dim: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every stored vector (of `dim` numbers only, if given: check reads the right-sized
+        ones), in chunks of (ids, float32 matrix), by id."""
+        sized = _sized("vector", dim)
         last = -1
         while True:
             rows = self.conn.execute(
-                "SELECT image_id, vector FROM vectors WHERE image_id > ? ORDER BY image_id LIMIT ?",
+                f"SELECT image_id, vector FROM vectors WHERE image_id > ?{sized}"
+                " ORDER BY image_id LIMIT ?",
                 (last, batch),
             ).fetchall()
             if not rows:
