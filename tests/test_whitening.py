@@ -220,6 +220,10 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         searcher = Searcher(library)
         query = searcher.query_vector(str(folder / "icon05.png"))
         assert query.details is not None and query.details.shape == (whitening.detail_dim,)
+        # a verified search ranks by cosine, never by details: its query is made without them,
+        # with the same vector
+        bare = searcher.query_vector(str(folder / "icon05.png"), details=False)
+        assert bare.details is None and np.array_equal(bare.vector, query.vector)
         hits = searcher.search_vector(query, 10, collapse=False)
         # the same bytes: an exact hit, first, at similarity 1 under the whitening too
         assert hits[0].tier == "exact" and hits[0].score == pytest.approx(1.0, abs=1e-4)
@@ -300,8 +304,9 @@ def test_another_models_or_a_damaged_whitening_is_not_used(icon_library, tmp_pat
         hits = Searcher(library).search([str(folder / "icon01.png")], 3)[0].hits
         assert hits[0].tier == "exact"  # search goes on, by plain cosine similarity
         _, vectors = library.catalog.vectors([hits[1].id])
-        query = Searcher(library).query_vector(str(folder / "icon01.png")).vector
-        assert hits[1].score == pytest.approx(float(vectors[0] @ query), abs=1e-4)
+        query = Searcher(library).query_vector(str(folder / "icon01.png"))
+        assert hits[1].score == pytest.approx(float(vectors[0] @ query.vector), abs=1e-4)
+        assert query.details is None  # nothing would rank by them
 
 
 def test_an_open_library_follows_a_whitening_learned_by_another_process(icon_library, tmp_path):

@@ -101,8 +101,11 @@ class Searcher:
 
     # -- queries -> vectors ---------------------------------------------------------------------
 
-    def query_vector(self, query: str, *, allow_private_urls: bool = True) -> QueryVector:
-        """The vector for one query string: a file path, an http(s) URL, or id:N."""
+    def query_vector(
+        self, query: str, *, allow_private_urls: bool = True, details: bool = True
+    ) -> QueryVector:
+        """The vector for one query string: a file path, an http(s) URL, or id:N.
+        `details`: False for a verified search, which never ranks by them (bytes_vector)."""
         match = _ID_QUERY.match(query.strip())
         if match:
             return self.id_vector(int(match.group(1)))
@@ -118,7 +121,7 @@ class Searcher:
                     f"no such file: {query} (a query is a file, an http(s) URL or id:N)"
                 )
             data = path.read_bytes()
-        return self.bytes_vector(data)
+        return self.bytes_vector(data, details=details)
 
     def id_vector(self, image_id: int) -> QueryVector:
         catalog = self.library.catalog
@@ -137,7 +140,10 @@ class Searcher:
             details=details[0] if len(having) else None,
         )
 
-    def bytes_vector(self, data: bytes) -> QueryVector:
+    def bytes_vector(self, data: bytes, *, details: bool = True) -> QueryVector:
+        """The vector of an uploaded or fetched picture. Its details (embed/base.py) only when
+        they can be used: `details` (a verified search passes False: it ranks by cosine, not
+        under the whitening) and a whitening that reads them."""
         embedder = self.library.embedder
         prep = embedder.preprocessor()
         try:
@@ -149,8 +155,12 @@ class Searcher:
         except DecodeError as exc:
             raise QueryError(f"cannot read the query image: {exc}") from None
         picture = trim_transparent(decoded.image, opaque=1) if self.trim else decoded.image
+        whitening = self.library.whitening if details else None
         # embed_images composites the picture onto grey, unless the model reads transparency
-        vectors, details = embedder.embed_images_with_details([picture])
+        if whitening is not None and whitening.detail_dim:
+            vectors, details = embedder.embed_images_with_details([picture])
+        else:
+            vectors, details = embedder.embed_images([picture]), None
         vector = vectors[0].astype(np.float16).astype(np.float32)  # as the index stores them
         if details is not None:  # likewise, as the catalog does
             details = details[0].astype(np.float16).astype(np.float32)
@@ -335,7 +345,10 @@ class Searcher:
         results = []
         for query, is_text in [(q, False) for q in queries] + [(t, True) for t in texts]:
             try:
-                vector = self.expression_vector(query) if is_text else self.query_vector(query)
+                if is_text:
+                    vector = self.expression_vector(query)
+                else:
+                    vector = self.query_vector(query, details=not verify)
             except QueryError as exc:
                 results.append(QueryResult(query, error=str(exc)))
                 continue

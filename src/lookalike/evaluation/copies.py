@@ -226,7 +226,7 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
     for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
         t0 = time.perf_counter()
         hits = searcher.search_vector(
-            searcher.bytes_vector(data), 10, collapse=False, verify=verify
+            searcher.bytes_vector(data, details=not verify), 10, collapse=False, verify=verify
         )
         query_seconds.append(time.perf_counter() - t0)
         ids = [h.id for h in hits]
@@ -264,7 +264,8 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
     negative_tiers = 0
     for row in held_out:
         data = (dataset / row.path).read_bytes()
-        hits = searcher.search_vector(searcher.bytes_vector(data), 1, collapse=False, verify=verify)
+        query = searcher.bytes_vector(data, details=not verify)
+        hits = searcher.search_vector(query, 1, collapse=False, verify=verify)
         if hits:
             other_scores.append(hits[0].score)
             in_group = row.group and row.group in group_of_id.get(hits[0].id, ())

@@ -178,9 +178,9 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         except (TextNotSupportedError, QueryError) as exc:
             raise HTTPException(400, str(exc)) from None
 
-    def query_from_bytes(data: bytes) -> QueryVector:
+    def query_from_bytes(data: bytes, *, details: bool = True) -> QueryVector:
         try:
-            return service.searcher().bytes_vector(data)
+            return service.searcher().bytes_vector(data, details=details)
         except QueryError as exc:
             raise HTTPException(400, f"not an image: {exc}") from None
 
@@ -222,7 +222,7 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         return await blocking(url_page, body)
 
     def upload_page(data: bytes, options: SearchOptions, text: str = "") -> dict:
-        query = query_from_bytes(data)
+        query = query_from_bytes(data, details=not options.verify)
         described = {"kind": "upload", "sha256": query.sha256}
         if text:
             query = query_from_text(text, base=query)
@@ -233,7 +233,7 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         return results_page(query_from_text(body.text), body, {"kind": "text", "text": body.text})
 
     def url_page(body: SearchBody) -> dict:
-        query = query_from_bytes(url_bytes(body.url, service.fetch))
+        query = query_from_bytes(url_bytes(body.url, service.fetch), details=not body.verify)
         return results_page(query, body, {"kind": "url", "url": body.url, "sha256": query.sha256})
 
     def similar_page(image_id: int, options: SearchOptions) -> dict:
