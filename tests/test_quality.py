@@ -143,6 +143,12 @@ def test_copy_eval_counts_wrong_copies_that_are_twins_of_the_original(tmp_path):
     # are not mistaken for one another
     assert wrong >= 8 and tiers["false_copies_that_are_twins"] == wrong, tiers
     assert tiers["copy_tier_precision"] < 1.0 and tiers["copy_tier_precision_twins_right"] == 1.0
+    # each is listed (up to 20), naming the copy and the twin it found
+    assert len(report.wrong_tiers) == min(wrong, 20)
+    for w in report.wrong_tiers:
+        assert w["twin"] and w["tier"] in ("exact", "copy")
+        pair = {Path(w["original"]).stem, Path(w["top"]).stem}  # tileN and twinN, one N
+        assert len({name[4:] for name in pair}) == 1 and len(pair) == 2, w
 
 
 def test_eval_cli_text_and_json(run_cli):

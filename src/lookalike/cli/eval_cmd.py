@@ -137,6 +137,10 @@ def _print_copies(r) -> None:
     click.echo(f"  score of the original: {r.copy_scores}")
     click.echo(f"  best other image:      {r.other_scores}")
     click.echo(f"  tiers{' (verified)' if r.verify else ''}: {r.tiers}")
+    for w in r.wrong_tiers:  # the hits that make copy_tier_precision less than 1
+        what = f"a copy ({w['copy']})" if w["copy"] else "held out (no copy indexed)"
+        twin = ", a twin of it" if w["twin"] else ""
+        click.echo(f"    {w['original']}, {what}: {w['tier']} {w['top']}{twin}")
     click.echo(f"  time per query: {r.query_ms} ms")
     click.echo(f"  ({r.seconds:.0f} s)")
 

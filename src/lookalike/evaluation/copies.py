@@ -146,6 +146,9 @@ class CopyReport:
     model: str = ""
     seconds: float = 0.0
     worst: list[dict] = field(default_factory=list)  # a few copies that missed, to look at
+    # a few top hits tiered exact or copy that are not the original (nor of its group): the
+    # copy (or held-out image: "copy" None) and that hit, and whether it is a twin (_twins)
+    wrong_tiers: list[dict] = field(default_factory=list)
     verify: bool = False
     query_ms: dict = field(default_factory=dict)  # decode + embed + search (+ verify) per copy
 
@@ -221,7 +224,7 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
             group_of_id[rid].add(row.group)
 
     found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
-    copy_scores, other_scores, worst, query_seconds = [], [], [], []
+    copy_scores, other_scores, worst, query_seconds, wrong_tiers = [], [], [], [], []
     tier_right = tier_wrong = tier_missed = twins = 0
     for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
         t0 = time.perf_counter()
@@ -255,7 +258,10 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
                 tier_right += 1
             else:
                 tier_wrong += 1
-                twins += _twins(library, top.record, original_id=original_id)
+                twin = _twins(library, top.record, original_id=original_id)
+                twins += twin
+                if len(wrong_tiers) < 20:
+                    wrong_tiers.append(_wrong_tier(row, note, top, twin))
         else:
             tier_missed += 1
         if not r1 and len(worst) < 10:
@@ -271,7 +277,10 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
             in_group = row.group and row.group in group_of_id.get(hits[0].id, ())
             if hits[0].tier in ("exact", "copy") and not in_group:
                 negative_tiers += 1
-                twins += _twins(library, hits[0].record, image=decode_image(data).image)
+                twin = _twins(library, hits[0].record, image=decode_image(data).image)
+                twins += twin
+                if len(wrong_tiers) < 20:
+                    wrong_tiers.append(_wrong_tier(row, None, hits[0], twin))
     tiered = tier_right + tier_wrong + negative_tiers
     return CopyReport(
         dataset=dataset.name,
@@ -304,9 +313,15 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         },
         model=library.embedder.model_id,
         worst=worst,
+        wrong_tiers=wrong_tiers,
         verify=verify,
         query_ms=_percentiles([t * 1000 for t in query_seconds], (50, 99)),
     )
+
+
+def _wrong_tier(row, note: str | None, hit, twin: bool) -> dict:
+    top = hit.record.first_place.display if hit.record else None
+    return {"original": row.path, "copy": note, "top": top, "tier": hit.tier, "twin": twin}
 
 
 def _twins(library, record, *, original_id: int | None = None, image=None) -> bool:
