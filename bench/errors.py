@@ -45,26 +45,29 @@ def main() -> None:
         catalog = library.catalog
         records = catalog.images(catalog.vector_ids())
         by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}
-        row_of = {}
+        # one picture may be several rows (the same file twice): each row is a query, as in
+        # eval; a hit is relevant if any of its rows has the label, and is described by its first
+        rows_of: dict[int, list] = defaultdict(list)
         for row in rows:
             image_id = by_source.get(os.path.abspath(args.dataset / row.path))
             if image_id is not None:
-                row_of[image_id] = row
+                rows_of[image_id].append(row)
         holders: dict[str, set[int]] = defaultdict(set)
-        for image_id, row in row_of.items():
-            holders[getattr(row, args.by)].add(image_id)
+        for image_id, its_rows in rows_of.items():
+            for row in its_rows:
+                holders[getattr(row, args.by)].add(image_id)
 
         searcher = Searcher(library)
         wrong = Counter()
         ranks: dict[tuple[str, str], list[int]] = defaultdict(list)
         ranked, filtered, labels, relevant, roles = [], [], [], [], []
-        for image_id, row in row_of.items():
+        for image_id, row in [(i, r) for i, its_rows in rows_of.items() for r in its_rows]:
             label = getattr(row, args.by)
-            if not label or len(holders[label]) < 2:
+            if not label or len(holders[label] - {image_id}) == 0:
                 continue
             hits = searcher.search_vector(searcher.id_vector(image_id), DEPTH, collapse=False)
-            hit_rows = [row_of.get(h.id) for h in hits]
-            is_relevant = [r is not None and getattr(r, args.by) == label for r in hit_rows]
+            hit_rows = [rows_of[h.id][0] if h.id in rows_of else None for h in hits]
+            is_relevant = [h.id in holders[label] for h in hits]
             last = max((i for i, x in enumerate(is_relevant[:10]) if x), default=-1)
             for r, x in zip(hit_rows[:last], is_relevant[:last]):
                 if not x:
@@ -74,14 +77,14 @@ def main() -> None:
             for place, (r, x) in enumerate(zip(hit_rows, is_relevant), 1):
                 if x:
                     ranks[(row.role, r.role)].append(place)
-            labels_of = [getattr(r, args.by) if r is not None else "" for r in hit_rows]
+            labels_of = [label if x else "" for x in is_relevant]
             ranked.append(labels_of[:10])
             same_category = [
                 lab for lab, r in zip(labels_of, hit_rows) if r and r.category == row.category
             ]
             filtered.append(same_category[:10])
             labels.append(label)
-            relevant.append(len(holders[label]) - 1)
+            relevant.append(len(holders[label] - {image_id}))
             roles.append(row.role)
 
     scores = score_rankings(ranked, labels, relevant, 10)
