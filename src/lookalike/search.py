@@ -158,15 +158,15 @@ class Searcher:
         whitening = self.library.whitening if details else None
         # embed_images composites the picture onto grey, unless the model reads transparency
         if whitening is not None and whitening.detail_dim:
-            vectors, details = embedder.embed_images_with_details([picture])
+            vectors, found = embedder.embed_images_with_details([picture])
         else:
-            vectors, details = embedder.embed_images([picture]), None
+            vectors, found = embedder.embed_images([picture]), None
         vector = vectors[0].astype(np.float16).astype(np.float32)  # as the index stores them
-        if details is not None:  # likewise, as the catalog does
-            details = details[0].astype(np.float16).astype(np.float32)
+        if found is not None:  # likewise, as the catalog does
+            found = found[0].astype(np.float16).astype(np.float32)
         sha = hashlib.sha256(data).hexdigest()
         # --verify works on what was embedded: with --trim, the picture without its margins
-        return QueryVector(vector, None, sha, decoded.pixel_hash, picture, details=details)
+        return QueryVector(vector, None, sha, decoded.pixel_hash, picture, details=found)
 
     def expression_vector(
         self,

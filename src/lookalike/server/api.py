@@ -222,7 +222,9 @@ def build_router(service: LibraryService, settings: ServerSettings) -> APIRouter
         return await blocking(url_page, body)
 
     def upload_page(data: bytes, options: SearchOptions, text: str = "") -> dict:
-        query = query_from_bytes(data, details=not options.verify)
+        # details only for what ranks by them: not a verified search, nor a picture mixed with
+        # text (ranked by cosine, search.QueryVector.picture)
+        query = query_from_bytes(data, details=not (options.verify or text))
         described = {"kind": "upload", "sha256": query.sha256}
         if text:
             query = query_from_text(text, base=query)
