@@ -29,6 +29,7 @@ from .decode import DEFAULT_MAX_PIXELS
 from .embed.base import preprocess
 from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
 from .library import Library
+from .recolours import RecolourCount
 from .reembed import read_originals
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
@@ -47,6 +48,8 @@ class TuneReport:
     neighbour_pairs: int = 0  # pairs of look-alikes in the library it also learned from
     unreadable: int = 0
     seconds: float = 0.0
+    # of the sampled pictures, the share that are palette swaps of others (recolours.py)
+    recolour_share: float = 0.0
 
 
 def due(library: Library) -> bool:
@@ -153,8 +156,10 @@ def learn(
                 batch.clear()
 
     unreadable: list[tuple[int, str]] = []
+    recolours = RecolourCount()  # on the pictures read anyway: a hint for game-art libraries
     for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
         ids.append(image_id)
+        recolours.add(image)
         rng = random.Random(f"{seed}:{sha_of[image_id]}")
         for view, edited in enumerate(edited_views(image, rng)):
             pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
@@ -163,6 +168,7 @@ def learn(
     embed_pending()
     report.unreadable = len(unreadable)
     report.sampled = len(ids)
+    report.recolour_share = recolours.share()
     if len(ids) < 2:
         report.seconds = time.monotonic() - started
         return report

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..library import Library
+from ..recolours import RECOLOUR_SHARE
 from ..tuning import MIN_IMAGES, SAMPLE, due, tune
 
 
@@ -31,7 +32,8 @@ def tune_cmd(obj, sample, seed, quiet):
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
     --sample. The originals are read again from where they were found (nothing is fetched);
-    unreadable ones are skipped.
+    unreadable ones are skipped. When many of them are palette swaps of one another (game
+    art), it says so: `--model effnet-lite0-shape` finds those.
     """
     with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
         if not library.catalog.vector_count():
@@ -68,4 +70,12 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
             f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
             err=True,
         )
+        if report.recolour_share >= RECOLOUR_SHARE and library.embedder.sees_colour:
+            click.echo(
+                f"note: {report.recolour_share:.0%} of the sampled pictures are recolours "
+                f"(palette swaps) of others; {library.model_name} ranks by colour as well as "
+                "shape, so a recolour ranks low. To find recolours, index them into another "
+                "library with --model effnet-lite0-shape (docs/quality.md).",
+                err=True,
+            )
     return 0

@@ -46,6 +46,9 @@ class Embedder(ABC):
     detail_dim: int = 0
     #: Whether `embed_text` puts text in the same space as the pictures (CLIP).
     supports_text: bool = False
+    #: Whether a recolour moves the vector (False: effnet-lite0-shape); tune suggests the
+    #: shape model for libraries of palette swaps only when this is True.
+    sees_colour: bool = True
 
     @property
     def model_id(self) -> str:

@@ -290,6 +290,7 @@ class EffNetLite0Shape(EffNetLite0):
     name = "effnet-lite0-shape"
     version = "1"
     detail_dim = 0
+    sees_colour = False
 
     def preprocessor(self) -> ShapePreprocessor:
         return ShapePreprocessor()

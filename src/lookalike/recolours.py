@@ -1,0 +1,64 @@
+"""Palette swaps: pictures that are one another's recolours, pixel for pixel.
+
+Game art is full of them (a sprite sheet in ten colourways), and the default model ranks by
+colour as much as by shape, so a library of them is better served by `effnet-lite0-shape`.
+`lookalike tune` counts them among the pictures it reads anyway and says so (tune_cmd.py).
+
+A palette swap maps each colour to another, one to one: the picture's pixels, each replaced by
+the rank of its colour in order of first appearance, are the same for both. That is
+`palette_key`. Measured on 2,000 pictures of each bench set drawn at random, decoded as tune
+reads them (big pictures shrunk by whole factors first, which blends some colours; a throwaway
+script): the share with a palette twin among the others was lpc_spritesheets 0.586 (0.856 at
+full size), rltiles 0.123, freeciv_flags 0.075 (vertical tricolours are recolours of one
+another), tango_icons 0.005; hence RECOLOUR_SHARE.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+import numpy as np
+from PIL import Image
+
+MAX_COLOURS = 256  # more, and it is not pixel art: a photo or a smooth drawing
+MAX_SIDE = 256  # larger pictures are sampled every n-th pixel: the same pixels in a recolour
+RECOLOUR_SHARE = 0.3  # of sampled pictures with a palette twin, above which tune says so
+
+
+def palette_key(image: Image.Image) -> tuple[str, str] | None:
+    """(key shared by the picture's palette swaps, digest of its own pixels), or None for a
+    picture of one colour or more than MAX_COLOURS. Fully transparent pixels count as one
+    colour whatever their RGB."""
+    step = max(1, -(-max(image.size) // MAX_SIDE))
+    pixels = np.array(image.convert("RGBA"))[::step, ::step]
+    pixels[pixels[..., 3] == 0] = 0
+    flat = np.ascontiguousarray(pixels).reshape(-1, 4).view(np.uint32).ravel()
+    colours, first, inverse = np.unique(flat, return_index=True, return_inverse=True)
+    if not 2 <= len(colours) <= MAX_COLOURS:
+        return None
+    rank = np.empty(len(colours), np.uint8)
+    rank[np.argsort(first)] = np.arange(len(colours))  # colours in order of first appearance
+    shape = f"{pixels.shape[1]}x{pixels.shape[0]}/{step}".encode()
+    key = hashlib.blake2b(rank[inverse].tobytes() + shape, digest_size=16).hexdigest()
+    return key, hashlib.blake2b(flat.tobytes(), digest_size=16).hexdigest()
+
+
+class RecolourCount:
+    """Counts, among the pictures added, those with a palette swap among the others (the same
+    picture twice is not a recolour)."""
+
+    def __init__(self) -> None:
+        self.pictures = 0
+        self._looks: dict[str, set[str]] = defaultdict(set)
+
+    def add(self, image: Image.Image) -> None:
+        self.pictures += 1
+        found = palette_key(image)
+        if found is not None:
+            self._looks[found[0]].add(found[1])
+
+    def share(self) -> float:
+        """Of the pictures added, the share that have a recolour among them."""
+        twinned = sum(len(colours) for colours in self._looks.values() if len(colours) > 1)
+        return twinned / self.pictures if self.pictures else 0.0

@@ -1,0 +1,78 @@
+"""Palette swaps (recolours.py): the key they share, the share tune counts, and its note."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lookalike.cli import main as cli_main
+from lookalike.recolours import RecolourCount, palette_key
+
+
+def sprite(seed: int, palette_seed: int, size=(24, 24), colours: int = 5) -> Image.Image:
+    """Blocks of `colours` palette entries (index 0 transparent); the layout from `seed`, the
+    colours from `palette_seed`: the same seed in two palettes is a palette swap."""
+    layout = np.random.default_rng(seed).integers(0, colours, (size[1] // 4, size[0] // 4))
+    layout = layout.repeat(4, axis=0).repeat(4, axis=1)
+    palette = np.random.default_rng(1000 + palette_seed).integers(0, 256, (colours, 4))
+    palette[:, 3] = 255
+    palette[0] = (0, 0, 0, 0)
+    return Image.fromarray(palette[layout].astype(np.uint8), "RGBA")
+
+
+def test_a_palette_swap_shares_the_key_and_not_the_pixels():
+    key, pixels = palette_key(sprite(1, 1))
+    swapped_key, swapped_pixels = palette_key(sprite(1, 2))
+    assert key == swapped_key and pixels != swapped_pixels
+    assert palette_key(sprite(2, 1))[0] != key  # another layout
+    # a big sheet is sampled every n-th pixel, the same pixels in both colourways
+    big, big_swap = sprite(3, 1, size=(840, 600)), sprite(3, 2, size=(840, 600))
+    assert palette_key(big)[0] == palette_key(big_swap)[0] != palette_key(sprite(4, 1, (840, 600)))[0]  # fmt: skip
+
+
+def test_transparent_pixels_are_one_colour_and_some_pictures_have_no_key():
+    a = np.array(sprite(5, 1))
+    b = a.copy()
+    clear = b[..., 3] == 0
+    assert clear.any()
+    b[clear] = (200, 10, 10, 0)  # other colours under full transparency
+    assert palette_key(Image.fromarray(a)) == palette_key(Image.fromarray(b))
+    assert palette_key(Image.new("RGB", (16, 16), "red")) is None  # one colour
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert palette_key(Image.fromarray(noise)) is None  # a photo, not pixel art
+
+
+def test_the_share_counts_pictures_with_a_recolour_among_them():
+    count = RecolourCount()
+    for picture in (sprite(1, 1), sprite(1, 2), sprite(1, 3), sprite(2, 1), sprite(3, 1)):
+        count.add(picture)
+    count.add(sprite(2, 1))  # the same picture again is not a recolour of it
+    assert count.pictures == 6 and count.share() == pytest.approx(3 / 6)
+    assert RecolourCount().share() == 0.0
+
+
+def _tune(tmp_path, capsys, name: str, pictures: list[Image.Image], *model: str) -> str:
+    folder = tmp_path / f"{name}-pictures"
+    folder.mkdir()
+    for n, picture in enumerate(pictures):
+        picture.save(folder / f"{n:02d}.png")
+    root = tmp_path / name
+    assert cli_main(["-L", str(root), "index", str(folder), "-q", *model]) == 0
+    capsys.readouterr()
+    assert cli_main(["-L", str(root), "tune"]) == 0
+    return capsys.readouterr().err
+
+
+def test_tune_says_when_a_library_is_mostly_recolours(tmp_path, capsys):
+    swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
+    output = _tune(tmp_path, capsys, "swaps", swaps)
+    assert "learned the ranking from 18 images" in output
+    assert "100% of the sampled pictures are recolours" in output
+    assert "--model effnet-lite0-shape" in output
+    # not for a library that ignores colour already, nor for one without recolours
+    output = _tune(tmp_path, capsys, "shapes", swaps, "--model", "effnet-lite0-shape")
+    assert "learned the ranking from 18 images" in output and "recolours" not in output
+    distinct = [sprite(layout, layout) for layout in range(18)]
+    output = _tune(tmp_path, capsys, "distinct", distinct)
+    assert "learned the ranking from 18 images" in output and "recolours" not in output
