@@ -333,6 +333,30 @@ def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeyp
     assert (service.root / WHITENING_FILE).exists()
 
 
+def test_a_library_of_recolours_added_through_the_api_is_told_so(client, monkeypatch, caplog):
+    """The service learns the ranking as `lookalike tune` does, and logs tune's note when
+    most pictures are palette swaps of one another (recolours.py)."""
+    import logging
+
+    from lookalike import tuning
+
+    from .test_recolours import sprite
+
+    service = client.app.state.service
+    before = client.get("/api/v1/stats").json()["images"]
+    monkeypatch.setattr(tuning, "MIN_IMAGES", before + 18)
+    for layout in range(6):
+        for palette in range(3):
+            buffer = io.BytesIO()
+            sprite(layout, palette).save(buffer, "PNG")
+            files = {"file": (f"s{layout}-{palette}.png", buffer.getvalue(), "image/png")}
+            assert client.post("/api/v1/images", headers=KEY, files=files).status_code == 201
+    with caplog.at_level(logging.INFO, logger="lookalike"):
+        assert service.learn_ranking_if_due()
+    share = 18 / (before + 18)  # every sprite has two recolours; the fixture's pictures none
+    assert f"{share:.0%} of the sampled pictures are recolours" in caplog.text, caplog.text
+
+
 def test_the_services_background_thread_learns_the_ranking_by_itself(
     run_cli, picture_folder, library_path, monkeypatch
 ):

@@ -44,6 +44,18 @@ def palette_key(image: Image.Image) -> tuple[str, str] | None:
     return key, hashlib.blake2b(flat.tobytes(), digest_size=16).hexdigest()
 
 
+def recolour_note(share: float, model: str, sees_colour: bool) -> str | None:
+    """What to tell the user of a library whose sampled pictures are `share` recolours of one
+    another, searched with `model`; None when there is nothing to tell."""
+    if share < RECOLOUR_SHARE or not sees_colour:
+        return None
+    return (
+        f"{share:.0%} of the sampled pictures are recolours (palette swaps) of others; {model} "
+        "ranks by colour as well as shape, so a recolour ranks low. To find recolours, index "
+        "them into another library with --model effnet-lite0-shape (docs/quality.md)."
+    )
+
+
 class RecolourCount:
     """Counts, among the pictures added, those with a palette swap among the others (the same
     picture twice is not a recolour)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..library import Library
-from ..recolours import RECOLOUR_SHARE
+from ..recolours import recolour_note
 from ..tuning import MIN_IMAGES, SAMPLE, due, tune
 
 
@@ -70,12 +70,9 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
             f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
             err=True,
         )
-        if report.recolour_share >= RECOLOUR_SHARE and library.embedder.sees_colour:
-            click.echo(
-                f"note: {report.recolour_share:.0%} of the sampled pictures are recolours "
-                f"(palette swaps) of others; {library.model_name} ranks by colour as well as "
-                "shape, so a recolour ranks low. To find recolours, index them into another "
-                "library with --model effnet-lite0-shape (docs/quality.md).",
-                err=True,
-            )
+        note = recolour_note(
+            report.recolour_share, library.model_name, library.embedder.sees_colour
+        )
+        if note:
+            click.echo(f"note: {note}", err=True)
     return 0

@@ -39,6 +39,7 @@ from ..index.faiss_index import FaissIndex
 from ..index.stores import confirm
 from ..index.tiny import TinyPictures, tiny_picture
 from ..library import CATALOG_FILE, Library, LibraryLockedError
+from ..recolours import recolour_note
 from ..search import Searcher
 from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
 from ..sources.locate import read_image_bytes
@@ -347,6 +348,10 @@ class LibraryService:
             self._grown = True  # a CLI run is writing (and learns one itself); look again later
             return False
         log.info("learned the library's ranking from %d images", report.sampled)
+        library = self.library()
+        note = recolour_note(report.recolour_share, library.model_name, library.embedder.sees_colour)  # fmt: skip
+        if note:
+            log.info(note)
         return True
 
     def _save_loop(self, every: float) -> None:
