@@ -105,7 +105,8 @@ class Searcher:
         self, query: str, *, allow_private_urls: bool = True, details: bool = True
     ) -> QueryVector:
         """The vector for one query string: a file path, an http(s) URL, or id:N.
-        `details`: False for a verified search, which never ranks by them (bytes_vector)."""
+        `details`: False for a verified search, which never ranks by them (bytes_vector: a
+        file's or URL's are then not computed; an id:N query reads its stored ones, one row)."""
         match = _ID_QUERY.match(query.strip())
         if match:
             return self.id_vector(int(match.group(1)))
