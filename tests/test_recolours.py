@@ -1,4 +1,5 @@
-"""Palette swaps (recolours.py): the key they share, the share tune counts, and its note."""
+"""Palette swaps (recolours.py): the key they share, the share tune counts, the switch to a
+recolour-blind model it makes for a library whose model nobody chose, and its note."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import pytest
 from PIL import Image
 
 from lookalike.cli import main as cli_main
-from lookalike.recolours import RecolourCount, palette_key
+from lookalike.library import Library
+from lookalike.recolours import RECOLOUR_SHARE, RecolourCount, palette_key, recolour_blind_model
+from lookalike.search import Searcher
 
 
 def sprite(seed: int, palette_seed: int, size=(24, 24), colours: int = 5) -> Image.Image:
@@ -65,14 +68,58 @@ def _tune(tmp_path, capsys, name: str, pictures: list[Image.Image], *model: str)
 
 
 def test_tune_says_when_a_library_is_mostly_recolours(tmp_path, capsys):
+    """A library whose model was chosen keeps it: tune only names the option."""
     swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
-    output = _tune(tmp_path, capsys, "swaps", swaps)
+    output = _tune(tmp_path, capsys, "swaps", swaps, "--model", "effnet-lite0")
     assert "learned the ranking from 18 images" in output
     assert "100% of the sampled pictures are recolours" in output
-    assert "--model effnet-lite0-shape" in output
+    assert "--model effnet-lite0-shape" in output and "re-embedded" not in output
+    with Library.open(tmp_path / "swaps") as library:
+        assert library.model_name == "effnet-lite0" and library.model_chosen_by == "user"
     # not for a library that ignores colour already, nor for one without recolours
     output = _tune(tmp_path, capsys, "shapes", swaps, "--model", "effnet-lite0-shape")
     assert "learned the ranking from 18 images" in output and "recolours" not in output
     distinct = [sprite(layout, layout) for layout in range(18)]
     output = _tune(tmp_path, capsys, "distinct", distinct)
     assert "learned the ranking from 18 images" in output and "recolours" not in output
+    with Library.open(tmp_path / "distinct") as library:
+        assert library.model_name == "effnet-lite0" and library.model_chosen_by == "default"
+
+
+def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path, capsys):
+    swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
+    output = _tune(tmp_path, capsys, "swaps", swaps)
+    assert "100% of the sampled pictures are recolours" in output
+    assert "re-embedded the library's 18 images with effnet-lite0-shape@1" in output
+    assert "learned the ranking from 18 images" in output and "note:" not in output
+    root = tmp_path / "swaps"
+    with Library.open(root) as library:
+        assert library.model_name == "effnet-lite0-shape" and library.model_chosen_by == "tune"
+        assert library.catalog.get_meta("model_id") == "effnet-lite0-shape@1"
+        assert library.whitening is not None and library.whitening.model_id == "effnet-lite0-shape@1"  # fmt: skip
+        layout_of = {r.id: int(r.first_place.source[-6:-4]) // 3 for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
+        for image_id, layout in layout_of.items():  # each sprite finds its two recolours first
+            (result,) = Searcher(library).search([f"id:{image_id}"], 2, collapse=False)
+            assert [layout_of[h.id] for h in result.hits] == [layout, layout], result.hits
+    # tuned again: nothing more to switch; and a model the user picks stays theirs
+    assert cli_main(["-L", str(root), "tune"]) == 0
+    assert "recolours" not in capsys.readouterr().err
+    assert cli_main(["-L", str(root), "reindex", "--model", "effnet-lite0", "-q"]) == 0
+    capsys.readouterr()
+    assert cli_main(["-L", str(root), "tune"]) == 0
+    output = capsys.readouterr().err
+    assert "note: 100% of the sampled pictures are recolours" in output
+    with Library.open(root) as library:
+        assert library.model_name == "effnet-lite0" and library.model_chosen_by == "user"
+
+
+def test_a_library_made_before_the_choice_was_recorded_counts_as_chosen(tmp_path):
+    with Library.open(tmp_path / "old", write=True) as library:
+        assert library.model_chosen_by == "default"
+        with library.catalog.transaction():
+            library.catalog.conn.execute("DELETE FROM meta WHERE key = 'model_chosen_by'")
+        assert library.model_chosen_by == "user"
+        assert recolour_blind_model(library, 1.0) is None
+    with Library.open(tmp_path / "new", write=True) as library:
+        assert recolour_blind_model(library, 1.0) == "effnet-lite0-shape"
+        assert recolour_blind_model(library, RECOLOUR_SHARE - 0.01) is None

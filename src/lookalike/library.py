@@ -136,12 +136,21 @@ class Library:
     def model_name(self) -> str:
         return self.catalog.get_meta("model") or DEFAULT_MODEL
 
+    @property
+    def model_chosen_by(self) -> str:
+        """'user' (named when the library was made, or by `reindex --model`), 'default' (nobody
+        named one, so `lookalike tune` may switch a library of palette swaps to a model that
+        ignores colour: recolours.py) or 'tune' (it did). Libraries made before this was
+        recorded count as 'user': they are never switched behind their owner's back."""
+        return self.catalog.get_meta("model_chosen_by") or "user"
+
     def _check_model(self, requested: str | None) -> None:
         recorded = self.catalog.get_meta("model")
         if recorded is None:
             if self.writable:
                 with self.catalog.transaction():
                     self.catalog.set_meta("model", requested or DEFAULT_MODEL)
+                    self.catalog.set_meta("model_chosen_by", "user" if requested else "default")
                     self.catalog.set_meta("created_at", str(time.time()))
             return
         if requested and requested != recorded:

@@ -2,7 +2,9 @@
 
 Game art is full of them (a sprite sheet in ten colourways), and the default model ranks by
 colour as much as by shape, so a library of them is better served by `effnet-lite0-shape`.
-`lookalike tune` counts them among the pictures it reads anyway and says so (tune_cmd.py).
+`lookalike tune` counts them among the pictures it reads anyway; when they are many, it
+re-embeds a library whose model nobody chose with the model's recolour-blind sibling
+(`recolour_blind_model`, tuning.tune), and tells the owner of any other (`recolour_note`).
 
 A palette swap maps each colour to another, one to one: the picture's pixels, each replaced by
 the rank of its colour in order of first appearance, are the same for both. That is
@@ -17,9 +19,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
+
+if TYPE_CHECKING:
+    from .library import Library
 
 MAX_COLOURS = 256  # more, and it is not pixel art: a photo or a smooth drawing
 MAX_SIDE = 256  # larger pictures are sampled every n-th pixel: the same pixels in a recolour
@@ -42,6 +48,19 @@ def palette_key(image: Image.Image) -> tuple[str, str] | None:
     shape = f"{pixels.shape[1]}x{pixels.shape[0]}/{step}".encode()
     key = hashlib.blake2b(rank[inverse].tobytes() + shape, digest_size=16).hexdigest()
     return key, hashlib.blake2b(flat.tobytes(), digest_size=16).hexdigest()
+
+
+def recolour_blind_model(library: Library, share: float) -> str | None:
+    """The model `lookalike tune` switches `library` to, given that `share` of its sampled
+    pictures are recolours of others; None to keep its own. Only a library whose model nobody
+    chose is switched (Library.model_chosen_by), and only once: a user who wants colours back
+    runs `reindex --model`, which marks the model as theirs. Re-embedding works on FAISS
+    libraries only (reembed.py)."""
+    if share < RECOLOUR_SHARE or library.model_chosen_by != "default":
+        return None
+    if library.store.kind != "faiss":
+        return None
+    return library.embedder.recolour_blind
 
 
 def recolour_note(share: float, model: str, sees_colour: bool) -> str | None:

@@ -113,8 +113,10 @@ def reembed(
     progress: bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     embedder: Embedder | None = None,
+    chosen_by: str = "user",
 ) -> ReembedReport:
-    """Re-embed the library with `model`, then switch it over (see the module's doc)."""
+    """Re-embed the library with `model`, then switch it over (see the module's doc).
+    `chosen_by`: who chose the model, 'user' or 'tune' (Library.model_chosen_by)."""
     assert library.writable, "reindex --model needs a library opened for writing"
     if library.store.kind != "faiss":
         raise LibraryError(
@@ -172,7 +174,7 @@ def reembed(
     report.seconds = time.monotonic() - started
     if report.interrupted or (report.unreadable and not drop_unreadable):
         return report
-    swap_in_staged(catalog, model, embedder.model_id, embedder.dim, report.unreadable)
+    swap_in_staged(catalog, model, embedder.model_id, embedder.dim, report.unreadable, chosen_by)
     report.swapped = True
     library.set_embedder(embedder)
     library.rebuild_index(save=True)

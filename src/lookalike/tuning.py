@@ -29,8 +29,8 @@ from .decode import DEFAULT_MAX_PIXELS
 from .embed.base import preprocess
 from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
 from .library import Library
-from .recolours import RecolourCount
-from .reembed import read_originals
+from .recolours import RecolourCount, recolour_blind_model
+from .reembed import ReembedReport, read_originals, reembed
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
 SAMPLE = 2000  # images whose edited views are embedded: 4,000 embeddings (60 s for LPC sheets)
@@ -50,6 +50,8 @@ class TuneReport:
     seconds: float = 0.0
     # of the sampled pictures, the share that are palette swaps of others (recolours.py)
     recolour_share: float = 0.0
+    # the re-embedding with a model that ignores colour, when those were many (`tune`)
+    switch: ReembedReport | None = None
 
 
 def due(library: Library) -> bool:
@@ -107,14 +109,34 @@ def _scaled(size: tuple[int, int], scale: float) -> tuple[int, int]:
     return max(4, round(size[0] * scale)), max(4, round(size[1] * scale))
 
 
-def tune(library: Library, **options) -> TuneReport:
+def tune(library: Library, *, switch_model: bool = True, **options) -> TuneReport:
     """Learn the whitening (`learn`, with its keyword `options`) and save it; the library's
     searches use it from then on. Returns what was done; `whitening` is None when too few
-    images could be read (the library keeps whatever it had)."""
+    images could be read (the library keeps whatever it had).
+
+    With `switch_model`, a library whose model nobody chose and whose sampled pictures are
+    mostly palette swaps of one another is then re-embedded with the model's recolour-blind
+    sibling (`recolours.recolour_blind_model`) and learned again; `switch` says how that went.
+    The learning before it is not wasted work when the re-embedding fails or is stopped: the
+    library keeps searching with its old model and that ranking."""
     assert library.writable, "tune needs a library opened for writing"
     report = learn(library, **options)
     if report.whitening is not None:
         library.set_whitening(report.whitening)
+    target = recolour_blind_model(library, report.recolour_share) if switch_model else None
+    if target is None:
+        return report
+    switch = reembed(
+        library, target, max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
+        progress=options.get("progress"), chosen_by="tune",
+    )  # fmt: skip
+    if switch.swapped:
+        share = report.recolour_share
+        report = learn(library, **options)  # the old model's ranking does not fit the new one
+        if report.whitening is not None:
+            library.set_whitening(report.whitening)
+        report.recolour_share = share
+    report.switch = switch
     return report
 
 

@@ -45,10 +45,15 @@ def stage_vectors(
 
 
 def swap_in_staged(
-    catalog: Catalog, name: str, model_id: str, dim: int, dropped: Iterable[tuple[int, str]]
+    catalog: Catalog,
+    name: str,
+    model_id: str,
+    dim: int,
+    dropped: Iterable[tuple[int, str]],
+    chosen_by: str = "user",
 ) -> int:
     """Make the staged vectors the library's, in one transaction: the vectors, each image's
-    model and status, and the library's model, model_id and dim. Images in `dropped` (id,
+    model and status, and the library's model (and who chose it), model_id and dim. Images in `dropped` (id,
     reason) lose their old vector and are marked failed with the reason. Returns how many
     vectors were swapped in."""
     now = time.time()
@@ -73,6 +78,7 @@ def swap_in_staged(
         )
         conn.execute("DELETE FROM staged_vectors")
         catalog.set_meta("model", name)
+        catalog.set_meta("model_chosen_by", chosen_by)
         catalog.set_meta("model_id", model_id)
         catalog.set_meta("dim", str(dim))
         catalog.set_meta("index_model_id", STALE_INDEX)

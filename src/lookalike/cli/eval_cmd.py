@@ -40,7 +40,12 @@ import click
     help="With --sprites: cut whole grid cells of this size (e.g. 64 for LPC sheets) rather "
     "than the sprite plus a random margin.",
 )
-@click.option("--model", default=None, help="Embedding model [default: effnet-lite0].")
+@click.option(
+    "--model",
+    default=None,
+    help="Embedding model [default: effnet-lite0, or effnet-lite0-shape where learning the "
+    "ranking finds the set mostly palette swaps, as `lookalike index` does].",
+)
 @click.option(
     "--keep-library",
     type=click.Path(file_okay=False, path_type=Path),

@@ -44,8 +44,9 @@ from .tune_cmd import tune_if_due
 @click.option(
     "--model",
     default=None,
-    help="Embedding model for a new library [default: effnet-lite0]; `lookalike models` lists "
-    "them. An existing library keeps its model (reindex --model changes it).",
+    help="Embedding model for a new library [default: effnet-lite0, which tune swaps for "
+    "effnet-lite0-shape if most pictures are palette swaps]; `lookalike models` lists them. An "
+    "existing library keeps its model (reindex --model changes it).",
 )
 @click.option(
     "--allow-private",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..library import Library
-from ..recolours import recolour_note
+from ..recolours import RECOLOUR_SHARE, recolour_note
 from ..tuning import MIN_IMAGES, SAMPLE, due, tune
 
 
@@ -32,8 +32,9 @@ def tune_cmd(obj, sample, seed, quiet):
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
     --sample. The originals are read again from where they were found (nothing is fetched);
-    unreadable ones are skipped. When many of them are palette swaps of one another (game
-    art), it says so: `--model effnet-lite0-shape` finds those.
+    unreadable ones are skipped. When many of them (over RECOLOUR_SHARE) are palette swaps of
+    one another (game art), a library made without --model is re-embedded with
+    effnet-lite0-shape, which finds those; for one whose model was chosen, it says so.
     """
     with Library.open(Path(obj["library"]), write=True, store=obj["store"]) as library:
         if not library.catalog.vector_count():
@@ -41,7 +42,9 @@ def tune_cmd(obj, sample, seed, quiet):
         return _tune(library, sample=sample, seed=seed, quiet=quiet)
 
 
-tune_cmd.help = tune_cmd.help.replace("MIN_IMAGES", str(MIN_IMAGES))
+tune_cmd.help = tune_cmd.help.replace("MIN_IMAGES", str(MIN_IMAGES)).replace(
+    "RECOLOUR_SHARE", f"{RECOLOUR_SHARE:.0%}"
+)
 
 
 def tune_if_due(library: Library, *, quiet: bool) -> int:
@@ -52,11 +55,28 @@ def tune_if_due(library: Library, *, quiet: bool) -> int:
 
 
 def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
+    before = library.model_name
     try:
         report = tune(library, sample=sample, seed=seed, progress=False if quiet else None)
     except KeyboardInterrupt:
         click.echo("interrupted: the ranking was not learned (lookalike tune learns it)", err=True)
         return 130
+    switch = report.switch
+    if switch is not None and not switch.swapped:
+        click.echo(
+            f"{report.recolour_share:.0%} of the sampled pictures are recolours (palette swaps) "
+            f"of others, but the library could not switch to {switch.model_id}: "
+            + (
+                "interrupted (`lookalike tune` goes on where it stopped)"
+                if switch.interrupted
+                else f"{len(switch.unreadable)} originals are unreadable (`lookalike reindex "
+                f"--model {library.embedder.recolour_blind} --drop-unreadable` leaves them out)"
+            )
+            + f"; it still searches with {before}",
+            err=True,
+        )
+        if switch.interrupted:
+            return 130
     if report.whitening is None:
         click.echo(
             f"could not learn the ranking: {report.unreadable} of the sampled originals are "
@@ -64,15 +84,22 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
             err=True,
         )
         return 1
-    if not quiet:
+    if quiet:
+        return 0
+    if switch is not None and switch.swapped:
         click.echo(
-            f"learned the ranking from {report.sampled} images ({report.unreadable} unreadable) "
-            f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
+            f"{report.recolour_share:.0%} of the sampled pictures are recolours (palette swaps) "
+            f"of others: re-embedded the library's {switch.total} images with "
+            f"{switch.model_id}, which ranks by shape and not colour, in {switch.seconds:.1f}s "
+            f"(`lookalike reindex --model {before}` goes back to colours)",
             err=True,
         )
-        note = recolour_note(
-            report.recolour_share, library.model_name, library.embedder.sees_colour
-        )
-        if note:
-            click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"learned the ranking from {report.sampled} images ({report.unreadable} unreadable) "
+        f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
+        err=True,
+    )
+    note = recolour_note(report.recolour_share, library.model_name, library.embedder.sees_colour)
+    if note and switch is None:  # a failed switch has said as much
+        click.echo(f"note: {note}", err=True)
     return 0

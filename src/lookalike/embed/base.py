@@ -49,6 +49,9 @@ class Embedder(ABC):
     #: Whether a recolour moves the vector (False: effnet-lite0-shape); tune suggests the
     #: shape model for libraries of palette swaps only when this is True.
     sees_colour: bool = True
+    #: The model of the same network that ignores colour, which `lookalike tune` switches a
+    #: library of palette swaps to when nobody chose its model (recolours.py); None: none.
+    recolour_blind: str | None = None
 
     @property
     def model_id(self) -> str:

@@ -181,6 +181,7 @@ class EffNetLite0(Embedder):
     version = "4"
     dim = 1280
     detail_dim = 9 * (112 + 192)  # a 3 x 3 grid of windows on stage 5 and stage 6 (grid_gem)
+    recolour_blind = "effnet-lite0-shape"
 
     GEM_P = 3.0
     SIZE = 192
@@ -291,6 +292,7 @@ class EffNetLite0Shape(EffNetLite0):
     version = "1"
     detail_dim = 0
     sees_colour = False
+    recolour_blind = None  # it is
 
     def preprocessor(self) -> ShapePreprocessor:
         return ShapePreprocessor()
