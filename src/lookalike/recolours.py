@@ -63,15 +63,27 @@ def recolour_blind_model(library: Library, share: float) -> str | None:
     return library.embedder.recolour_blind
 
 
-def recolour_note(share: float, model: str, sees_colour: bool) -> str | None:
+def recolour_note(
+    share: float, model: str, sees_colour: bool, switch_to: str | None = None
+) -> str | None:
     """What to tell the user of a library whose sampled pictures are `share` recolours of one
-    another, searched with `model`; None when there is nothing to tell."""
+    another, searched with `model`; None when there is nothing to tell. `switch_to`: the model
+    `lookalike tune` would switch this library to (`recolour_blind_model`), for a note written
+    where nothing switches it (the server's log)."""
     if share < RECOLOUR_SHARE or not sees_colour:
         return None
-    return (
+    found = (
         f"{share:.0%} of the sampled pictures are recolours (palette swaps) of others; {model} "
-        "ranks by colour as well as shape, so a recolour ranks low. To find recolours, index "
-        "them into another library with --model effnet-lite0-shape (docs/quality.md)."
+        "ranks by colour as well as shape, so a recolour ranks low. "
+    )
+    if switch_to:
+        return found + (
+            f"`lookalike tune` re-embeds this library (made without --model) with {switch_to}, "
+            "which finds them; restart `lookalike serve` after it (docs/quality.md)."
+        )
+    return found + (
+        "To find recolours, index them into another library with --model effnet-lite0-shape "
+        "(docs/quality.md)."
     )
 
 

@@ -39,7 +39,7 @@ from ..index.faiss_index import FaissIndex
 from ..index.stores import confirm
 from ..index.tiny import TinyPictures, tiny_picture
 from ..library import CATALOG_FILE, Library, LibraryLockedError
-from ..recolours import recolour_note
+from ..recolours import recolour_blind_model, recolour_note
 from ..search import Searcher
 from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
 from ..sources.locate import read_image_bytes
@@ -349,7 +349,9 @@ class LibraryService:
             return False
         log.info("learned the library's ranking from %d images", report.sampled)
         library = self.library()
-        note = recolour_note(report.recolour_share, library.model_name, library.embedder.sees_colour)  # fmt: skip
+        share = report.recolour_share
+        switch_to = recolour_blind_model(library, share)  # tune does it; a server does not
+        note = recolour_note(share, library.model_name, library.embedder.sees_colour, switch_to)
         if note:
             log.info(note)
         return True
