@@ -354,7 +354,7 @@ def test_a_library_of_recolours_added_through_the_api_is_told_so(client, monkeyp
     with caplog.at_level(logging.INFO, logger="lookalike"):
         assert service.learn_ranking_if_due()
     share = 18 / (before + 18)  # every sprite has two recolours; the fixture's pictures none
-    assert f"{share:.0%} of the sampled pictures are recolours" in caplog.text, caplog.text
+    assert f"{share:.0%} of the library's pictures are recolours" in caplog.text, caplog.text
     # the service does not re-embed while it serves; its library was made without --model,
     # so the note names the tune that would
     assert "`lookalike tune` re-embeds this library" in caplog.text, caplog.text

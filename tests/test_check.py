@@ -215,6 +215,7 @@ def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
         sql(indexed, f"DROP TABLE {table}")
     sql(indexed, "ALTER TABLE images DROP COLUMN tiny")  # what v6 added
     sql(indexed, "ALTER TABLE vectors DROP COLUMN detail")  # and v7
+    sql(indexed, "ALTER TABLE images DROP COLUMN palette_key")  # and v8
     sql(indexed, "PRAGMA user_version = 3")
     code, report = check(run_cli)
     assert code == 0 and "schema v3" in messages(report)

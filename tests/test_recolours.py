@@ -3,13 +3,23 @@ recolour-blind model it makes for a library whose model nobody chose, and its no
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from lookalike.cli import main as cli_main
+from lookalike.decode import decode_image
 from lookalike.library import Library
-from lookalike.recolours import RECOLOUR_SHARE, RecolourCount, palette_key, recolour_blind_model
+from lookalike.recolours import (
+    RECOLOUR_SHARE,
+    RecolourCount,
+    library_share,
+    palette_key,
+    recolour_blind_model,
+    share_of_recolours,
+)
 from lookalike.search import Searcher
 
 
@@ -51,7 +61,7 @@ def test_the_share_counts_pictures_with_a_recolour_among_them():
     for picture in (sprite(1, 1), sprite(1, 2), sprite(1, 3), sprite(2, 1), sprite(3, 1)):
         count.add(picture)
     count.add(sprite(2, 1))  # the same picture again is not a recolour of it
-    assert count.pictures == 6 and count.share() == pytest.approx(3 / 6)
+    assert len(count.signatures) == 6 and count.share() == pytest.approx(3 / 6)
     assert RecolourCount().share() == 0.0
 
 
@@ -72,7 +82,7 @@ def test_tune_says_when_a_library_is_mostly_recolours(tmp_path, capsys):
     swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
     output = _tune(tmp_path, capsys, "swaps", swaps, "--model", "effnet-lite0")
     assert "learned the ranking from 18 images" in output
-    assert "100% of the sampled pictures are recolours" in output
+    assert "100% of the library's pictures are recolours" in output
     assert "--model effnet-lite0-shape" in output and "re-embedded" not in output
     with Library.open(tmp_path / "swaps") as library:
         assert library.model_name == "effnet-lite0" and library.model_chosen_by == "user"
@@ -89,7 +99,7 @@ def test_tune_says_when_a_library_is_mostly_recolours(tmp_path, capsys):
 def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path, capsys):
     swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
     output = _tune(tmp_path, capsys, "swaps", swaps)
-    assert "100% of the sampled pictures are recolours" in output
+    assert "100% of the library's pictures are recolours" in output
     assert "re-embedded the library's 18 images with effnet-lite0-shape@1" in output
     assert "learned the ranking from 18 images" in output and "note:" not in output
     root = tmp_path / "swaps"
@@ -108,7 +118,7 @@ def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path,
     capsys.readouterr()
     assert cli_main(["-L", str(root), "tune"]) == 0
     output = capsys.readouterr().err
-    assert "note: 100% of the sampled pictures are recolours" in output
+    assert "note: 100% of the library's pictures are recolours" in output
     with Library.open(root) as library:
         assert library.model_name == "effnet-lite0" and library.model_chosen_by == "user"
 
@@ -123,3 +133,55 @@ def test_a_library_made_before_the_choice_was_recorded_counts_as_chosen(tmp_path
     with Library.open(tmp_path / "new", write=True) as library:
         assert recolour_blind_model(library, 1.0) == "effnet-lite0-shape"
         assert recolour_blind_model(library, RECOLOUR_SHARE - 0.01) is None
+
+
+def _png(picture: Image.Image, kind: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    picture.save(buffer, kind)
+    return buffer.getvalue()
+
+
+def test_decoding_keeps_the_palette_key_of_the_full_size_picture():
+    """What the catalog keeps (schema v8): the key of the picture as stored, though decoding
+    shrinks it for the model; none for a JPEG, which is never exact palette art."""
+    one = decode_image(_png(sprite(7, 1, size=(800, 800))), min_size=192, keep_alpha=True)
+    swap = decode_image(_png(sprite(7, 2, size=(800, 800))), min_size=192, keep_alpha=True)
+    assert max(one.image.size) < 800  # shrunk for the model
+    key, pixels = palette_key(sprite(7, 1, size=(800, 800)))
+    assert one.palette_key == f"{key} {pixels}"
+    assert swap.palette_key.split()[0] == key and swap.palette_key != one.palette_key
+    assert decode_image(_png(sprite(7, 1).convert("RGB"), "JPEG")).palette_key == ""
+    assert share_of_recolours([one.palette_key, swap.palette_key, "", one.palette_key]) == 0.75
+
+
+def test_a_library_without_palette_keys_counts_the_sampled_pictures(tmp_path, capsys):
+    """Images indexed before the keys were kept: tune counts among the pictures it reads, and
+    `reindex --model` fills the keys in."""
+    swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
+    _tune(tmp_path, capsys, "old", swaps, "--model", "effnet-lite0")
+    root = tmp_path / "old"
+    with Library.open(root, write=True) as library:
+        assert library_share(library.catalog) == 1.0
+        with library.catalog.transaction():
+            library.catalog.conn.execute("UPDATE images SET palette_key = NULL WHERE id > 6")
+        assert library_share(library.catalog) is None  # 6 of 18 looked at: too few
+    assert cli_main(["-L", str(root), "tune"]) == 0
+    assert "note: 100% of the sampled pictures are recolours" in capsys.readouterr().err
+    assert cli_main(["-L", str(root), "reindex", "--model", "effnet-lite0-shape", "-q"]) == 0
+    with Library.open(root) as library:
+        assert None not in library.catalog.palette_keys()
+        assert library_share(library.catalog) == 1.0
+
+
+def test_the_sprites_of_a_sheet_have_palette_keys(tmp_path):
+    sheet = Image.new("RGBA", (120, 40), (0, 0, 0, 0))
+    for n in range(3):
+        sheet.paste(sprite(20 + n, 1), (n * 40 + 8, 8))
+    folder = tmp_path / "sheets"
+    folder.mkdir()
+    sheet.save(folder / "sheet.png")
+    root = tmp_path / "library"
+    assert cli_main(["-L", str(root), "index", str(folder), "--tiles", "-q"]) == 0
+    with Library.open(root) as library:
+        keys = library.catalog.palette_keys()
+    assert len(keys) >= 4 and all(keys), keys  # the sheet and its sprites

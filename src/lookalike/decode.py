@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from .recolours import palette_signature
+
 # Formats we promise to read. Pillow can open more (PCX, PPM, ...), and we let it: the list
 # is what the tests cover and what `lookalike --help` advertises.
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "ICO", "TGA")
@@ -52,6 +54,8 @@ class DecodedImage:
     format: str  # Pillow's format name, e.g. "PNG"
     frames: int  # 1 unless animated; we embed the first frame
     pixel_hash: str | None = None  # of the full-size decoded pixels; None after JPEG draft
+    # recolours.palette_signature of the full-size picture ('' for none: any JPEG, a photo)
+    palette_key: str | None = None
 
 
 def sniff_format(header: bytes) -> str | None:
@@ -117,6 +121,8 @@ def decode_image(
             image, swapped = _apply_orientation(image)
             if swapped:
                 width, height = height, width
+            # lossy JPEG is never palette art; 1 ms an LPC sheet, else (recolours.py)
+            palette = "" if fmt == "JPEG" else palette_signature(image)
             rgb = to_rgb(image, min_size=min_size, keep_alpha=keep_alpha)
     except DecodeError:
         raise
@@ -133,7 +139,13 @@ def decode_image(
     except MemoryError:
         raise DecodeError("image needs too much memory to decode") from None
     return DecodedImage(
-        image=rgb, width=width, height=height, format=fmt, frames=frames, pixel_hash=hashed
+        image=rgb,
+        width=width,
+        height=height,
+        format=fmt,
+        frames=frames,
+        pixel_hash=hashed,
+        palette_key=palette,
     )
 
 

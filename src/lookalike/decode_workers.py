@@ -26,6 +26,7 @@ from .catalog.records import Place
 from .decode import DecodeError, decode_image
 from .embed.base import Preprocessor, preprocess, wants_alpha
 from .index.tiny import tiny_picture
+from .recolours import palette_signature
 from .sources.base import SourceError, SourceItem
 from .tiles import Box, find_tiles, tile_sha256
 
@@ -46,10 +47,12 @@ class DecodeOutcome:
     format: str | None = None
     frames: int | None = None
     pixel_hash: str | None = None
+    palette_key: str | None = None  # recolours.palette_signature
     tiny: bytes | None = None  # its tiny picture (index/tiny.py)
     error: str | None = None
-    # with --tiles, the sprites of a sheet: (box, identity, model input, tiny picture) each
-    tiles: tuple[tuple[Box, str, np.ndarray, bytes], ...] = ()
+    # with --tiles, the sprites of a sheet: (box, identity, model input, tiny picture,
+    # palette key) each
+    tiles: tuple[tuple[Box, str, np.ndarray, bytes, str], ...] = ()
 
 
 class DecodePool:
@@ -177,7 +180,13 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
             decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
             crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
             tiles = tuple(
-                (box, tile_sha256(crop), preprocess(prep, crop), tiny_picture(crop))
+                (
+                    box,
+                    tile_sha256(crop),
+                    preprocess(prep, crop),
+                    tiny_picture(crop),
+                    palette_signature(crop),
+                )
                 for box, crop in crops
             )
             pixels = preprocess(prep, decoded.image)
@@ -201,6 +210,7 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         format=decoded.format,
         frames=decoded.frames,
         pixel_hash=decoded.pixel_hash,
+        palette_key=decoded.palette_key,
         tiny=tiny_picture(decoded.image),
         tiles=tiles,
     )

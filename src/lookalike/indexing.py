@@ -265,6 +265,7 @@ class Indexer:
                 frames=outcome.frames,
                 pixel_hash=outcome.pixel_hash,
                 tiny=outcome.tiny,
+                palette_key=outcome.palette_key,
             )
             self._batch_ids.append(image_id)
             self._batch_pixels.append(outcome.pixels)
@@ -281,7 +282,7 @@ class Indexer:
         with the other orphans at the end of the run."""
         place = outcome.place
         self.catalog.delete_tile_places(place.source, place.member)
-        for box, sha, pixels, tiny in outcome.tiles:
+        for box, sha, pixels, tiny, palette_key in outcome.tiles:
             existing = self.catalog.image_by_sha(sha)
             if existing and (
                 existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
@@ -289,8 +290,9 @@ class Indexer:
                 tile_id = existing[0]
             else:
                 tile_id = self.catalog.put_image(
-                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile", tiny=tiny
-                )
+                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile",
+                    tiny=tiny, palette_key=palette_key,
+                )  # fmt: skip
                 self._batch_ids.append(tile_id)
                 self._batch_pixels.append(pixels)
             tile_place = dataclasses.replace(place, member=box.as_member(place.member))

@@ -147,7 +147,7 @@ def reembed(
                     report.interrupted = True
                     break
                 batch = records[start : start + batch_size]
-                ids, pixels, tinies = [], [], []
+                ids, pixels, tinies, palettes = [], [], [], []
                 for record in batch:
                     try:
                         data = reader.read(record, wanted)
@@ -160,12 +160,14 @@ def reembed(
                     ids.append(record.id)
                     pixels.append(prep(decoded.image))
                     tinies.append(tiny_picture(decoded.image))
+                    palettes.append(decoded.palette_key)
                 if ids:
                     vectors, details = embedder.embed_with_details(np.stack(pixels))
                     with catalog.transaction():  # one commit per batch: a stop loses one
                         stage_vectors(catalog, ids, vectors, embedder.model_id, details)
-                        for image_id, tiny in zip(ids, tinies):  # made before schema v6
-                            catalog.fill_tiny(image_id, tiny)
+                        for image_id, tiny, palette in zip(ids, tinies, palettes):
+                            catalog.fill_tiny(image_id, tiny)  # indexed before schema v6
+                            catalog.fill_palette_key(image_id, palette)  # before v8
                     report.embedded += len(ids)
                 bar.update(len(batch))
             if report.interrupted:

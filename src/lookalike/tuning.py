@@ -29,7 +29,7 @@ from .decode import DEFAULT_MAX_PIXELS
 from .embed.base import preprocess
 from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
 from .library import Library
-from .recolours import RecolourCount, recolour_blind_model
+from .recolours import RecolourCount, library_share, recolour_blind_model
 from .reembed import ReembedReport, read_originals, reembed
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
@@ -48,8 +48,10 @@ class TuneReport:
     neighbour_pairs: int = 0  # pairs of look-alikes in the library it also learned from
     unreadable: int = 0
     seconds: float = 0.0
-    # of the sampled pictures, the share that are palette swaps of others (recolours.py)
+    # of the library's pictures (or, in a library indexed before palette keys were kept, of
+    # the sampled ones), the share that are palette swaps of others (recolours.py)
     recolour_share: float = 0.0
+    recolours_counted: str = "library's pictures"  # or "sampled pictures"
     # the re-embedding with a model that ignores colour, when those were many (`tune`)
     switch: ReembedReport | None = None
 
@@ -114,28 +116,24 @@ def tune(library: Library, *, switch_model: bool = True, **options) -> TuneRepor
     searches use it from then on. Returns what was done; `whitening` is None when too few
     images could be read (the library keeps whatever it had).
 
-    With `switch_model`, a library whose model nobody chose and whose sampled pictures are
-    mostly palette swaps of one another is then re-embedded with the model's recolour-blind
-    sibling (`recolours.recolour_blind_model`) and learned again; `switch` says how that went.
-    The learning before it is not wasted work when the re-embedding fails or is stopped: the
-    library keeps searching with its old model and that ranking."""
+    With `switch_model`, a library whose model nobody chose and whose pictures are mostly
+    palette swaps of one another is first re-embedded with the model's recolour-blind sibling
+    (`recolours.recolour_blind_model`); `switch` says how that went. When the re-embedding
+    fails or is stopped, the library keeps its model and the ranking is learned for that."""
     assert library.writable, "tune needs a library opened for writing"
+    share = library_share(library.catalog)
+    target = recolour_blind_model(library, share) if switch_model and share is not None else None
+    switch = None
+    if target is not None:
+        switch = reembed(
+            library, target, max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
+            progress=options.get("progress"), chosen_by="tune",
+        )  # fmt: skip
+        if switch.interrupted:  # Ctrl-C: stop here; the next tune goes on re-embedding
+            return TuneReport(recolour_share=share, switch=switch)
     report = learn(library, **options)
     if report.whitening is not None:
         library.set_whitening(report.whitening)
-    target = recolour_blind_model(library, report.recolour_share) if switch_model else None
-    if target is None:
-        return report
-    switch = reembed(
-        library, target, max_pixels=options.get("max_pixels", DEFAULT_MAX_PIXELS),
-        progress=options.get("progress"), chosen_by="tune",
-    )  # fmt: skip
-    if switch.swapped:
-        share = report.recolour_share
-        report = learn(library, **options)  # the old model's ranking does not fit the new one
-        if report.whitening is not None:
-            library.set_whitening(report.whitening)
-        report.recolour_share = share
     report.switch = switch
     return report
 
@@ -178,10 +176,12 @@ def learn(
                 batch.clear()
 
     unreadable: list[tuple[int, str]] = []
-    recolours = RecolourCount()  # on the pictures read anyway: a hint for game-art libraries
+    share = library_share(catalog)  # from the palette keys decoding kept, when it did
+    recolours = RecolourCount() if share is None else None  # else among the pictures read
     for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
         ids.append(image_id)
-        recolours.add(image)
+        if recolours is not None:
+            recolours.add(image)
         rng = random.Random(f"{seed}:{sha_of[image_id]}")
         for view, edited in enumerate(edited_views(image, rng)):
             pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
@@ -190,7 +190,10 @@ def learn(
     embed_pending()
     report.unreadable = len(unreadable)
     report.sampled = len(ids)
-    report.recolour_share = recolours.share()
+    if recolours is not None:
+        share = recolours.share()
+        report.recolours_counted = "sampled pictures"
+    report.recolour_share = share
     if len(ids) < 2:
         report.seconds = time.monotonic() - started
         return report

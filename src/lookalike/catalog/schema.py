@@ -28,6 +28,10 @@ Tables:
 - vectors.detail, staged_vectors.detail (v7): the model's details of each image (float16;
   embed/base.py), which the ranking learned from the library maps with the vector. Libraries
   of effnet-lite0@3 have none (`lookalike reindex --model effnet-lite0` makes them).
+- images.palette_key (v8): the picture's palette-canonical key and a digest of its pixels
+  (recolours.py; '' for a picture with none: a photo, one colour), from which tune knows how
+  many of the library's pictures are palette swaps of others. NULL: not looked at (indexed
+  before v8; `reindex --model` fills it in).
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -154,6 +158,10 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE vectors ADD COLUMN detail BLOB;
     ALTER TABLE staged_vectors ADD COLUMN detail BLOB;
+    """,
+    # version 8: palette keys, to count the library's palette swaps
+    """
+    ALTER TABLE images ADD COLUMN palette_key TEXT;
     """,
 ]
 

@@ -108,22 +108,39 @@ class Catalog(CatalogVectors, CatalogQueries):
         error: str | None = None,
         pixel_hash: str | None = None,
         tiny: bytes | None = None,
+        palette_key: str | None = None,
     ) -> int:
         """Insert the image with these bytes, or update its row; return its id. `tiny`: its
-        tiny picture (index/tiny.py)."""
+        tiny picture (index/tiny.py); `palette_key`: recolours.palette_signature's."""
         now = time.time()
         row = self.conn.execute(
             "INSERT INTO images (sha256, byte_size, width, height, format, frames, status, error,"
-            " pixel_hash, tiny, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            " pixel_hash, tiny, palette_key, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (sha256) DO UPDATE SET width = excluded.width, height = excluded.height,"
             " format = excluded.format, frames = excluded.frames, status = excluded.status,"
             " error = excluded.error, pixel_hash = excluded.pixel_hash,"
-            " tiny = COALESCE(excluded.tiny, tiny), updated_at = excluded.updated_at RETURNING id",
+            " tiny = COALESCE(excluded.tiny, tiny),"
+            " palette_key = COALESCE(excluded.palette_key, palette_key),"
+            " updated_at = excluded.updated_at RETURNING id",
             (sha256, byte_size, width, height, format, frames, status, error, pixel_hash, tiny,
-             now, now),
+             palette_key, now, now),
         ).fetchone()  # fmt: skip
         return row[0]
+
+    def fill_palette_key(self, image_id: int, palette_key: str) -> None:
+        """Give an image indexed before palette keys were kept (schema v8) its key."""
+        self.conn.execute(
+            "UPDATE images SET palette_key = ? WHERE id = ? AND palette_key IS NULL",
+            (palette_key, image_id),
+        )
+
+    def palette_keys(self) -> list[str | None]:
+        """The palette key of every image with a vector (NULL: not looked at)."""
+        rows = self.conn.execute(
+            "SELECT palette_key FROM images WHERE id IN (SELECT image_id FROM vectors)"
+        )
+        return [key for (key,) in rows]
 
     def fill_tiny(self, image_id: int, tiny: bytes) -> None:
         """Give an image indexed before tiny pictures existed (schema v6), or whose tiny

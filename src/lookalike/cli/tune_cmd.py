@@ -64,8 +64,8 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
     switch = report.switch
     if switch is not None and not switch.swapped:
         click.echo(
-            f"{report.recolour_share:.0%} of the sampled pictures are recolours (palette swaps) "
-            f"of others, but the library could not switch to {switch.model_id}: "
+            f"{report.recolour_share:.0%} of the {report.recolours_counted} are recolours "
+            f"(palette swaps) of others, but the library could not switch to {switch.model_id}: "
             + (
                 "interrupted (`lookalike tune` goes on where it stopped)"
                 if switch.interrupted
@@ -88,8 +88,8 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
         return 0
     if switch is not None and switch.swapped:
         click.echo(
-            f"{report.recolour_share:.0%} of the sampled pictures are recolours (palette swaps) "
-            f"of others: re-embedded the library's {switch.total} images with "
+            f"{report.recolour_share:.0%} of the {report.recolours_counted} are recolours "
+            f"(palette swaps) of others: re-embedded the library's {switch.total} images with "
             f"{switch.model_id}, which ranks by shape and not colour, in {switch.seconds:.1f}s "
             f"(`lookalike reindex --model {before}` goes back to colours)",
             err=True,
@@ -99,7 +99,10 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
         f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
         err=True,
     )
-    note = recolour_note(report.recolour_share, library.model_name, library.embedder.sees_colour)
+    note = recolour_note(
+        report.recolour_share, library.model_name, library.embedder.sees_colour,
+        counted=report.recolours_counted,
+    )  # fmt: skip
     if note and switch is None:  # a failed switch has said as much
         click.echo(f"note: {note}", err=True)
     return 0

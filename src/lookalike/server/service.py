@@ -238,6 +238,7 @@ class LibraryService:
                     frames=decoded.frames,
                     pixel_hash=decoded.pixel_hash,
                     tiny=tiny_picture(decoded.image),
+                    palette_key=decoded.palette_key,
                 )
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id, details)
@@ -351,7 +352,7 @@ class LibraryService:
         library = self.library()
         share = report.recolour_share
         switch_to = recolour_blind_model(library, share)  # tune does it; a server does not
-        note = recolour_note(share, library.model_name, library.embedder.sees_colour, switch_to)
+        note = recolour_note(share, library.model_name, library.embedder.sees_colour, switch_to, report.recolours_counted)  # fmt: skip
         if note:
             log.info(note)
         return True
