@@ -144,13 +144,14 @@ def _png(picture: Image.Image, kind: str = "PNG") -> bytes:
 def test_decoding_keeps_the_palette_key_of_the_full_size_picture():
     """What the catalog keeps (schema v8): the key of the picture as stored, though decoding
     shrinks it for the model; none for a JPEG, which is never exact palette art."""
-    one = decode_image(_png(sprite(7, 1, size=(800, 800))), min_size=192, keep_alpha=True)
-    swap = decode_image(_png(sprite(7, 2, size=(800, 800))), min_size=192, keep_alpha=True)
+    one = decode_image(_png(sprite(7, 1, (800, 800))), min_size=192, keep_alpha=True, palette=True)  # fmt: skip
+    swap = decode_image(_png(sprite(7, 2, (800, 800))), min_size=192, keep_alpha=True, palette=True)  # fmt: skip
     assert max(one.image.size) < 800  # shrunk for the model
     key, pixels = palette_key(sprite(7, 1, size=(800, 800)))
     assert one.palette_key == f"{key} {pixels}"
     assert swap.palette_key.split()[0] == key and swap.palette_key != one.palette_key
-    assert decode_image(_png(sprite(7, 1).convert("RGB"), "JPEG")).palette_key == ""
+    assert decode_image(_png(sprite(7, 1).convert("RGB"), "JPEG"), palette=True).palette_key == ""
+    assert decode_image(_png(sprite(7, 1))).palette_key is None  # not asked for: a query
     assert share_of_recolours([one.palette_key, swap.palette_key, "", one.palette_key]) == 0.75
 
 

@@ -54,7 +54,8 @@ class DecodedImage:
     format: str  # Pillow's format name, e.g. "PNG"
     frames: int  # 1 unless animated; we embed the first frame
     pixel_hash: str | None = None  # of the full-size decoded pixels; None after JPEG draft
-    # recolours.palette_signature of the full-size picture ('' for none: any JPEG, a photo)
+    # with `palette`: recolours.palette_signature of the full-size picture ('' for none: any
+    # JPEG, a photo); None: not worked out
     palette_key: str | None = None
 
 
@@ -88,12 +89,14 @@ def decode_image(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_size: int | None = None,
     keep_alpha: bool = False,
+    palette: bool = False,
 ) -> DecodedImage:
     """Decode `data` into an RGB image (RGBA with `keep_alpha`, for pictures that have it:
     thumbnails keep their transparency; what the model sees never does).
 
     `min_size`: the caller needs no more than this many pixels on the longer side, so a big
     JPEG may be decoded at 1/2, 1/4 or 1/8 scale (draft mode), which is several times faster.
+    `palette`: work out `palette_key` too (for the catalog; about 1 ms a sprite sheet).
     Raises DecodeError with a short human-readable reason for anything unreadable.
     """
     if not data:
@@ -121,8 +124,9 @@ def decode_image(
             image, swapped = _apply_orientation(image)
             if swapped:
                 width, height = height, width
-            # lossy JPEG is never palette art; 1 ms an LPC sheet, else (recolours.py)
-            palette = "" if fmt == "JPEG" else palette_signature(image)
+            palette_key = None
+            if palette:  # of the full-size picture; a JPEG, lossy, is never palette art
+                palette_key = "" if fmt == "JPEG" else palette_signature(image)
             rgb = to_rgb(image, min_size=min_size, keep_alpha=keep_alpha)
     except DecodeError:
         raise
@@ -145,7 +149,7 @@ def decode_image(
         format=fmt,
         frames=frames,
         pixel_hash=hashed,
-        palette_key=palette,
+        palette_key=palette_key,
     )
 
 

@@ -177,7 +177,9 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
     tiles: tuple = ()
     try:
         if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
-            decoded = decode_image(data, max_pixels=_worker["max_pixels"], keep_alpha=True)
+            decoded = decode_image(
+                data, max_pixels=_worker["max_pixels"], keep_alpha=True, palette=True
+            )
             crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
             tiles = tuple(
                 (
@@ -196,6 +198,7 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
                 max_pixels=_worker["max_pixels"],
                 min_size=getattr(prep, "size", None),
                 keep_alpha=wants_alpha(prep),
+                palette=True,
             )
             pixels = prep(decoded.image)
     except DecodeError as exc:

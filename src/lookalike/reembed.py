@@ -152,8 +152,9 @@ def reembed(
                     try:
                         data = reader.read(record, wanted)
                         decoded = decode_image(
-                            data, max_pixels=max_pixels, min_size=min_size, keep_alpha=alpha
-                        )
+                            data, max_pixels=max_pixels, min_size=min_size, keep_alpha=alpha,
+                            palette=True,
+                        )  # fmt: skip
                     except (ImageGone, DecodeError) as exc:
                         report.unreadable.append((record.id, str(exc)))
                         continue

@@ -53,9 +53,9 @@ def swap_in_staged(
     chosen_by: str = "user",
 ) -> int:
     """Make the staged vectors the library's, in one transaction: the vectors, each image's
-    model and status, and the library's model (and who chose it), model_id and dim. Images in `dropped` (id,
-    reason) lose their old vector and are marked failed with the reason. Returns how many
-    vectors were swapped in."""
+    model and status, and the library's model, who chose it (`chosen_by`: 'user' or 'tune'),
+    model_id and dim. Images in `dropped` (id, reason) lose their old vector and are marked
+    failed with the reason. Returns how many vectors were swapped in."""
     now = time.time()
     with catalog.transaction():
         conn = catalog.conn

@@ -292,7 +292,7 @@ class EffNetLite0Shape(EffNetLite0):
     version = "1"
     detail_dim = 0
     sees_colour = False
-    recolour_blind = None  # it is
+    recolour_blind = None  # it ignores colour itself
 
     def preprocessor(self) -> ShapePreprocessor:
         return ShapePreprocessor()

@@ -212,6 +212,7 @@ class LibraryService:
                 max_pixels=self.max_pixels,
                 min_size=getattr(prep, "size", None),
                 keep_alpha=wants_alpha(prep),
+                palette=True,
             )
             vector, details = self.embedder.embed_images_with_details([decoded.image])
             vector = vector.astype(np.float16).astype(np.float32)  # as the catalog stores it
