@@ -473,13 +473,27 @@ def test_the_shape_model_sees_through_palette_swaps():
     another drawing."""
     warm, cold, other = sprite(1, WARM), sprite(1, COLD), sprite(2, WARM)
     shape = create_embedder("effnet-lite0-shape")
-    assert shape.model_id == "effnet-lite0-shape@1"
+    assert shape.model_id == "effnet-lite0-shape@2"
     s_warm, s_cold, s_other = shape.embed_images([warm, cold, other])
     assert float(s_warm @ s_cold) > 0.999
     assert float(s_warm @ s_other) < 0.95
     for name in ("effnet-lite0", "effnet-lite0-grey"):
         a, b = create_embedder(name).embed_images([warm, cold])
         assert float(a @ b) < 0.97, name
+
+
+def test_the_shape_model_ignores_transparent_margins():
+    """A sprite cut from its sheet with a margin of transparency, and the same sprite cut
+    tight (as --tiles stores it), are one picture to the shape model (version 2)."""
+    tight = sprite(3, WARM)
+    box = tight.getchannel("A").getbbox()
+    tight = tight.crop(box)
+    framed = Image.new("RGBA", (tight.width + 30, tight.height + 22), (0, 0, 0, 0))
+    framed.paste(tight, (17, 5))
+    shape = create_embedder("effnet-lite0-shape")
+    a, b, other = shape.embed_images([tight, framed, sprite(2, WARM)])
+    assert float(a @ b) > 0.999
+    assert float(a @ other) < 0.95
 
 
 def test_the_shape_maps_dilation_is_pillows_max_filter():

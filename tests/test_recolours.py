@@ -100,13 +100,13 @@ def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path,
     swaps = [sprite(layout, palette) for layout in range(6) for palette in range(3)]
     output = _tune(tmp_path, capsys, "swaps", swaps)
     assert "100% of the library's pictures are recolours" in output
-    assert "re-embedded the library's 18 images with effnet-lite0-shape@1" in output
+    assert "re-embedded the library's 18 images with effnet-lite0-shape@2" in output
     assert "learned the ranking from 18 images" in output and "note:" not in output
     root = tmp_path / "swaps"
     with Library.open(root) as library:
         assert library.model_name == "effnet-lite0-shape" and library.model_chosen_by == "tune"
-        assert library.catalog.get_meta("model_id") == "effnet-lite0-shape@1"
-        assert library.whitening is not None and library.whitening.model_id == "effnet-lite0-shape@1"  # fmt: skip
+        assert library.catalog.get_meta("model_id") == "effnet-lite0-shape@2"
+        assert library.whitening is not None and library.whitening.model_id == "effnet-lite0-shape@2"  # fmt: skip
         layout_of = {r.id: int(r.first_place.source[-6:-4]) // 3 for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
         for image_id, layout in layout_of.items():  # each sprite finds its two recolours first
             (result,) = Searcher(library).search([f"id:{image_id}"], 2, collapse=False)

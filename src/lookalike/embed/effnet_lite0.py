@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from ..decode import to_rgb, trim_transparent
 from .base import Embedder, ModelUnavailableError, l2_normalise
@@ -98,7 +98,13 @@ class ShapePreprocessor(SquarePreprocessor):
     threshold: int = 12
 
     def __call__(self, image: Image.Image) -> np.ndarray:
-        rgba = np.array(image.convert("RGBA"))
+        image = image.convert("RGBA")
+        if image.getchannel("A").getextrema()[0] < 32:
+            # Transparent margins carry no shape, and differ between a sprite cut from its
+            # sheet and the same sprite indexed from it (--tiles): cut away, as the default
+            # model does, then one clear pixel put back around, so the outline stays a boundary
+            image = ImageOps.expand(trim_transparent(image), 1, fill=(0, 0, 0, 0))
+        rgba = np.array(image)
         rgba[rgba[..., 3] == 0] = 0  # every transparent pixel alike
         edges = np.zeros(rgba.shape[:2], dtype=bool)
         edges[:, :-1] |= _differs(rgba[:, 1:], rgba[:, :-1], self.threshold)
@@ -289,7 +295,7 @@ class EffNetLite0Shape(EffNetLite0):
     """`effnet-lite0-shape`: palette-swap-proof (ShapePreprocessor); for game art."""
 
     name = "effnet-lite0-shape"
-    version = "1"
+    version = "2"  # 2: transparent margins trimmed
     detail_dim = 0
     sees_colour = False
     recolour_blind = None  # it ignores colour itself
