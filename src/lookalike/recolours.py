@@ -97,10 +97,10 @@ def library_share(catalog: Catalog) -> float | None:
 
 def recolour_blind_model(library: Library, share: float) -> str | None:
     """The model `lookalike tune` switches `library` to, given that `share` of its pictures
-    are recolours of others (`library_share`); None to keep its own. Only a library whose model nobody
-    chose is switched (Library.model_chosen_by), and only once: a user who wants colours back
-    runs `reindex --model`, which marks the model as theirs. Re-embedding works on FAISS
-    libraries only (reembed.py)."""
+    are recolours of others (`library_share`); None to keep its own. Only a library whose
+    model nobody chose is switched (Library.model_chosen_by), and only once: a user who wants
+    colours back runs `reindex --model`, which marks the model as theirs. Re-embedding works
+    on FAISS libraries only (reembed.py)."""
     if share < RECOLOUR_SHARE or library.model_chosen_by != "default":
         return None
     if library.store.kind != "faiss":
