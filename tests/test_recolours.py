@@ -111,6 +111,8 @@ def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path,
         for image_id, layout in layout_of.items():  # each sprite finds its two recolours first
             (result,) = Searcher(library).search([f"id:{image_id}"], 2, collapse=False)
             assert [layout_of[h.id] for h in result.hits] == [layout, layout], result.hits
+    assert cli_main(["-L", str(root), "check"]) == 0  # a sound library after the switch
+    capsys.readouterr()
     # tuned again: nothing more to switch; and a model the user picks stays theirs
     assert cli_main(["-L", str(root), "tune"]) == 0
     assert "recolours" not in capsys.readouterr().err
