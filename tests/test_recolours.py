@@ -125,6 +125,19 @@ def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path,
         assert library.model_name == "effnet-lite0" and library.model_chosen_by == "user"
 
 
+def test_naming_the_model_later_makes_it_the_users(tmp_path):
+    """`index --model effnet-lite0` on a library made without --model: the owner has now
+    chosen colours, and tune will not switch the library away from them."""
+    root = tmp_path / "library"
+    with Library.open(root, write=True) as library:
+        assert library.model_chosen_by == "default"
+    with Library.open(root, model="effnet-lite0") as library:  # reading: records nothing
+        assert library.model_chosen_by == "default"
+    with Library.open(root, write=True, model="effnet-lite0") as library:
+        assert library.model_chosen_by == "user"
+        assert recolour_blind_model(library, 1.0) is None
+
+
 def test_a_library_made_before_the_choice_was_recorded_counts_as_chosen(tmp_path):
     with Library.open(tmp_path / "old", write=True) as library:
         assert library.model_chosen_by == "default"

@@ -138,7 +138,7 @@ class Library:
 
     @property
     def model_chosen_by(self) -> str:
-        """'user' (named when the library was made, or by `reindex --model`), 'default' (nobody
+        """'user' (named by `index --model`, or by `reindex --model`), 'default' (nobody
         named one, so `lookalike tune` may switch a library of palette swaps to a model that
         ignores colour: recolours.py) or 'tune' (it did). Libraries made before this was
         recorded count as 'user': they are never switched behind their owner's back."""
@@ -153,6 +153,9 @@ class Library:
                     self.catalog.set_meta("model_chosen_by", "user" if requested else "default")
                     self.catalog.set_meta("created_at", str(time.time()))
             return
+        if requested == recorded and self.writable and self.model_chosen_by == "default":
+            with self.catalog.transaction():  # named now: tune will not switch it
+                self.catalog.set_meta("model_chosen_by", "user")
         if requested and requested != recorded:
             raise LibraryError(
                 f"the library at {self.root} was built with model {recorded!r}, not "
