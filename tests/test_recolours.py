@@ -113,6 +113,9 @@ def test_tune_switches_a_library_of_recolours_nobody_chose_a_model_for(tmp_path,
             assert [layout_of[h.id] for h in result.hits] == [layout, layout], result.hits
     assert cli_main(["-L", str(root), "check"]) == 0  # a sound library after the switch
     capsys.readouterr()
+    assert cli_main(["-L", str(root), "stats"]) == 0
+    stats = capsys.readouterr().out
+    assert "effnet-lite0-shape@2 (1280 dims; chosen by tune; 100% of the pictures are palette swaps)" in stats, stats  # fmt: skip
     # tuned again: nothing more to switch; and a model the user picks stays theirs
     assert cli_main(["-L", str(root), "tune"]) == 0
     assert "recolours" not in capsys.readouterr().err

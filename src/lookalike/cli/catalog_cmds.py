@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..library import Library
+from ..recolours import library_share
 
 EXPORT_COLUMNS = [
     "id", "sha256", "byte_size", "width", "height", "format", "status", "error", "model",
@@ -26,6 +27,8 @@ def library_stats(library: Library) -> dict:
         "model": library.model_name,
         "model_id": library.catalog.get_meta("model_id"),
         "dim": int(library.catalog.get_meta("dim") or 0) or None,
+        "model_chosen_by": library.model_chosen_by,  # user, default or tune (recolours.py)
+        "recolour_share": library_share(library.catalog),  # None: indexed before it was kept
         "images": sum(counts.values()),
         "status": {s: counts.get(s, 0) for s in ("decoded", "embedded", "indexed", "failed")},
         "places": library.catalog.count_places(),
@@ -55,7 +58,13 @@ def stats_cmd(obj, as_json):
         return 0
     status = stats["status"]
     click.echo(f"library   {stats['library']}")
-    click.echo(f"model     {stats['model_id'] or stats['model']} ({stats['dim'] or '?'} dims)")
+    chosen = {"user": "chosen by the user", "default": "the default", "tune": "chosen by tune"}
+    share = stats["recolour_share"]
+    swaps = f"; {share:.0%} of the pictures are palette swaps" if share else ""
+    click.echo(
+        f"model     {stats['model_id'] or stats['model']} ({stats['dim'] or '?'} dims; "
+        f"{chosen.get(stats['model_chosen_by'], stats['model_chosen_by'])}{swaps})"
+    )
     click.echo(
         f"images    {stats['images']}: {status['indexed']} indexed, {status['embedded']} embedded"
         f" (not yet in the saved index), {status['decoded']} decoded, {status['failed']} failed"
