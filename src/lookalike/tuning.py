@@ -131,7 +131,7 @@ def tune(library: Library, *, switch_model: bool = True, **options) -> TuneRepor
         )  # fmt: skip
         if switch.interrupted:  # Ctrl-C: stop here; the next tune goes on re-embedding
             return TuneReport(recolour_share=share, switch=switch)
-    report = learn(library, **options)
+    report = learn(library, recolour_share=share, **options)
     if report.whitening is not None:
         library.set_whitening(report.whitening)
     report.switch = switch
@@ -145,10 +145,12 @@ def learn(
     seed: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool | None = None,
+    recolour_share: float | None = None,
 ) -> TuneReport:
     """Learn the whitening from `sample` of the library's images, without saving it: reads
     only, so a library open for reading will do (the web service learns while it goes on
-    serving, then saves under its write lock)."""
+    serving, then saves under its write lock). `recolour_share`: the library's, when the
+    caller has counted it already (`recolours.library_share`)."""
     started = time.monotonic()
     catalog = library.catalog
     embedder = library.embedder
@@ -176,7 +178,8 @@ def learn(
                 batch.clear()
 
     unreadable: list[tuple[int, str]] = []
-    share = library_share(catalog)  # from the palette keys decoding kept, when it did
+    # from the palette keys decoding kept, when it did (`tune` has counted them already)
+    share = library_share(catalog) if recolour_share is None else recolour_share
     recolours = RecolourCount() if share is None else None  # else among the pictures read
     for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
         ids.append(image_id)
