@@ -204,3 +204,19 @@ def test_the_sprites_of_a_sheet_have_palette_keys(tmp_path):
     with Library.open(root) as library:
         keys = library.catalog.palette_keys()
     assert len(keys) >= 4 and all(keys), keys  # the sheet and its sprites
+
+
+def test_odd_and_broken_pictures_get_no_key_or_a_clear_error():
+    """The key is worked out inside decode's guarded block: 16-bit, float, 1-bit and CMYK
+    pictures decode with a key or none, never an error of the key's own; a truncated file is
+    the same DecodeError as without keys."""
+    from lookalike.decode import DecodeError
+
+    grey16 = Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7)
+    assert grey16.mode == "I;16"
+    for picture, kind in ((grey16, "PNG"), (Image.new("1", (9, 9)), "PNG"), (Image.new("F", (9, 9)), "TIFF"), (Image.new("CMYK", (9, 9)), "TIFF")):  # fmt: skip
+        decoded = decode_image(_png(picture, kind), palette=True)
+        assert isinstance(decoded.palette_key, str), picture.mode
+    whole = _png(sprite(8, 1))
+    with pytest.raises(DecodeError):
+        decode_image(whole[: len(whole) // 2], palette=True)
