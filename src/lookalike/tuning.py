@@ -27,10 +27,17 @@ from PIL import Image, ImageEnhance
 from .catalog.store import Catalog
 from .decode import DEFAULT_MAX_PIXELS
 from .embed.base import preprocess
-from .index.whitening import Whitening, WhiteningError, learn_whitening, neighbour_pairs
+from .index.whitening import (
+    MIN_VARIANT_PAIRS,
+    Whitening,
+    WhiteningError,
+    learn_whitening,
+    neighbour_pairs,
+)
 from .library import Library
 from .recolours import RecolourCount, library_share, recolour_blind_model
 from .reembed import ReembedReport, read_originals, reembed
+from .variants import variant_pairs, variant_pixels
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)
 SAMPLE = 2000  # images whose edited views are embedded: 4,000 embeddings (60 s for LPC sheets)
@@ -46,6 +53,7 @@ class TuneReport:
     whitening: Whitening | None = None
     sampled: int = 0
     neighbour_pairs: int = 0  # pairs of look-alikes in the library it also learned from
+    variant_pairs: int = 0  # pairs of variants (variants.py) it learned to tell apart
     unreadable: int = 0
     seconds: float = 0.0
     # of the library's pictures (or, in a library indexed before palette keys were kept, of
@@ -165,6 +173,7 @@ def learn(
     min_size = getattr(prep, "size", None)
     report = TuneReport()
     ids: list[int] = []
+    kept_pixels: dict[int, np.ndarray] = {}  # small pictures' own pixels, to find variants by
     pixels: list[list[np.ndarray]] = [[], []]  # per view
     view_vectors: list[list[np.ndarray]] = [[], []]  # per view; with details, side by side
 
@@ -183,6 +192,9 @@ def learn(
     recolours = RecolourCount() if share is None else None  # else among the pictures read
     for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
         ids.append(image_id)
+        own = variant_pixels(image)
+        if own is not None:
+            kept_pixels[image_id] = own
         if recolours is not None:
             recolours.add(image)
         rng = random.Random(f"{seed}:{sha_of[image_id]}")
@@ -200,7 +212,7 @@ def learn(
     if len(ids) < 2:
         report.seconds = time.monotonic() - started
         return report
-    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)
+    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)  # holds `chosen`
     # Details take part when most images have them (all do, in a library of one model but for
     # damaged rows that `check --repair` dropped); learned from those that have them
     detail_dim = embedder.detail_dim
@@ -210,12 +222,9 @@ def learn(
     order = {image_id: row for row, image_id in enumerate(ids)}
     rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
     views = [(originals, np.concatenate(v)[rows, : originals.shape[1]]) for v in view_vectors]
-    library_vectors = np.concatenate(
-        [
-            _with_details(catalog, pool[s : s + 5000], detail_dim)[1]
-            for s in range(0, len(pool), 5000)
-        ]
-    )
+    parts = [_with_details(catalog, pool[s : s + 5000], detail_dim) for s in range(0, len(pool), 5000)]  # fmt: skip
+    pool_ids = np.concatenate([found for found, _ in parts])
+    library_vectors = np.concatenate([vectors for _, vectors in parts])
     learn_from = dict(
         model_id=catalog.get_meta("model_id") or "",
         library_size=len(contents),
@@ -225,7 +234,20 @@ def learn(
     # then again, with the library's own look-alikes under the first as one more pair of views
     neighbours = neighbour_pairs(first, library_vectors)
     report.neighbour_pairs = len(neighbours[0])
-    report.whitening = learn_whitening(library_vectors, [*views, neighbours], **learn_from)
+    # and the variants among the pictures read (variants.py), to be told apart
+    sizes = catalog.sizes(pool_ids)
+    pairs = variant_pairs(
+        first.map_whole(library_vectors),
+        [kept_pixels.get(i) for i in pool_ids.tolist()],
+        [sizes.get(i) for i in pool_ids.tolist()],
+    )
+    variants = None
+    if len(pairs) >= MIN_VARIANT_PAIRS:  # fewer would stretch a few axes (index/whitening.py)
+        report.variant_pairs = len(pairs)
+        variants = np.array([library_vectors[i] - library_vectors[j] for i, j in pairs])
+    report.whitening = learn_whitening(
+        library_vectors, [*views, neighbours], **learn_from, variants=variants
+    )
     report.seconds = time.monotonic() - started
     return report
 

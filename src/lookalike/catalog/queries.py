@@ -44,6 +44,20 @@ class CatalogQueries:
         ).fetchall()
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def sizes(self, ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """{id: (width, height)} of the images among `ids` whose size is known."""
+        wanted = [int(i) for i in ids]
+        found: dict[int, tuple[int, int]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self.conn.execute(
+                f"SELECT id, width, height FROM images WHERE id IN ({','.join('?' * len(chunk))})"
+                " AND width IS NOT NULL AND height IS NOT NULL",
+                chunk,
+            ).fetchall()
+            found.update((i, (w, h)) for i, w, h in rows)
+        return found
+
     def index_attributes(self, ids: Iterable[int]) -> list[dict]:
         """What a vector store keeps beside each vector for filtering: licence, site (the host
         of the first URL place, or "local"), format, width and height."""

@@ -26,8 +26,9 @@ def tune_cmd(obj, sample, seed, quiet):
     """Learn how search ranks this library's images: a whitening of the model's vectors,
     learned from the library's own pictures and edited views of them (shrunk, cropped,
     recoloured), then again with the library's clearest pairs of look-alikes under the first,
-    under which an image and its variants lie closer together. No labels are needed. On three
-    of the bench sets it raised mAP@10 by 0.08 to 0.25 (docs/quality.md).
+    drawn closer together, and its variants, drawn apart: small pictures of one size whose
+    pixels are mostly the same (an icon with one screen lit or another). No labels are needed.
+    On three of the bench sets it raised mAP@10 by 0.08 to 0.25 (docs/quality.md).
 
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
@@ -95,8 +96,9 @@ def _tune(library: Library, *, sample: int, seed: int, quiet: bool) -> int:
             err=True,
         )
     click.echo(
-        f"learned the ranking from {report.sampled} images ({report.unreadable} unreadable) "
-        f"and {report.neighbour_pairs} pairs of look-alikes in {report.seconds:.1f}s",
+        f"learned the ranking from {report.sampled} images ({report.unreadable} unreadable)"
+        f", {report.neighbour_pairs} pairs of look-alikes and {report.variant_pairs} pairs of "
+        f"variants in {report.seconds:.1f}s",
         err=True,
     )
     note = recolour_note(

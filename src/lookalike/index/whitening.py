@@ -38,6 +38,12 @@ DIMS = 256  # against 128: flags 0.668 vs 0.636, the others within 0.004 (docs/q
 NEIGHBOURS = 3
 NEIGHBOUR_SHARE = 0.5
 NEIGHBOUR_WEIGHT = 0.3
+# learn_whitening's `variants` (variants.py): their spread in all counts this many times the
+# library's, and the axes are stretched by spread ** VARIANT_STRETCH (chosen on bench-data, docs/quality.md
+# 'Variants'); fewer pairs than MIN_VARIANT_PAIRS are left out: a few would stretch a few axes
+VARIANT_WEIGHT = 3.0
+VARIANT_STRETCH = 0.25
+MIN_VARIANT_PAIRS = 20
 
 
 class WhiteningError(ValueError):
@@ -118,11 +124,17 @@ def learn_whitening(
     shrink: float = SHRINK,
     dims: int = DIMS,
     detail_dim: int = 0,
+    variants: np.ndarray | None = None,
 ) -> Whitening:
     """Learn a whitening from the library's `vectors` and `views`: pairs of (vectors of some
     images, vectors of an edited view of each, row for row). With `detail_dim`, the last that
     many columns of every vector are the model's details. Keeps `dims` axes, or fewer when
-    the library's vectors span fewer (a library of 20 images: 19)."""
+    the library's vectors span fewer (a library of 20 images: 19).
+
+    `variants`: differences between the vectors of pairs of distinct pictures that the ranking
+    should tell apart (variants.py). The axes kept are then those of the library's spread and
+    theirs, counted VARIANT_WEIGHT times the library's, each stretched by its spread to the
+    power VARIANT_STRETCH, so that what separates the variants weighs more."""
     # float32 for the large products (a library of 20,000 x 4,016: five times faster than
     # float64 here), float64 for the means and the eigenproblems
     vectors = np.asarray(vectors, np.float32)
@@ -151,11 +163,26 @@ def learn_whitening(
             return x * base + ((x @ axes32) * gain32) @ axes32.T
 
     # then the library's own principal axes in that space, the largest `dims` of them
-    spread, rotation = _principal_axes(inverse_root(vectors - mean.astype(np.float32)))
+    spread_of = inverse_root(vectors - mean.astype(np.float32))
+    stretch = 0.0
+    if variants is not None and len(variants) >= MIN_VARIANT_PAIRS:
+        # the variants' differences, scaled so that their spread in all counts VARIANT_WEIGHT
+        # times the library's, whatever their size (in tango_icons they are about as large;
+        # among pictures that differ wholly, far smaller)
+        apart = inverse_root(np.asarray(variants, np.float32))
+        weight = VARIANT_WEIGHT * _mean_square(spread_of) / max(_mean_square(apart), 1e-12)
+        rows = len(spread_of) + len(apart)  # _principal_axes divides by them
+        spread_of = np.vstack([
+            spread_of * np.float32(np.sqrt(rows / len(spread_of))),
+            apart * np.float32(np.sqrt(weight * rows / len(apart))),
+        ])  # fmt: skip
+        stretch = VARIANT_STRETCH
+    spread, rotation = _principal_axes(spread_of)
     keep = np.argsort(spread)[::-1][:dims]
+    axes = rotation[:, keep] * (spread[keep] / spread[keep].max()) ** stretch
     return Whitening(
         mean=mean.astype(np.float32),
-        projection=inverse_root(rotation[:, keep].T.astype(np.float32)).T,  # Cs^-1/2 is symmetric
+        projection=inverse_root(axes.T.astype(np.float32)).T,  # Cs^-1/2 is symmetric
         model_id=model_id,
         images=len(views[0][0]),
         library_size=library_size,
@@ -179,13 +206,7 @@ def neighbour_pairs(
     k = min(neighbours, n - 2)
     if k < 1:
         return vectors[:0], vectors[:0]
-    nearest = np.empty((n, k + 1), np.int64)  # each row's k + 1 nearest, best first
-    for start in range(0, n, 2048):  # blocks: 20,000 x 20,000 similarities would be 1.6 GB
-        sims = mapped[start : start + 2048] @ mapped.T
-        sims[np.arange(len(sims)), np.arange(start, start + len(sims))] = -np.inf
-        top = np.argpartition(-sims, k, axis=1)[:, : k + 1]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        nearest[start : start + 2048] = np.take_along_axis(top, order, axis=1)
+    nearest = nearest_rows(mapped, k + 1)  # each row's k + 1 nearest, best first
     i = np.repeat(np.arange(n), k)
     j = nearest[:, :k].ravel()
     mutual = (nearest[j, :k] == i[:, None]).any(axis=1) & (i < j)
@@ -201,6 +222,30 @@ def neighbour_pairs(
     keep = margin >= np.quantile(margin, 1 - NEIGHBOUR_SHARE)
     scale = np.float32(np.sqrt(NEIGHBOUR_WEIGHT))
     return vectors[i[keep]] * scale, vectors[j[keep]] * scale
+
+
+def nearest_rows(mapped: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """(len(rows), k): for each of `rows` (default: all), the k most similar other rows of
+    `mapped` (L2-normalised), best first."""
+    n = len(mapped)
+    rows = np.arange(n) if rows is None else np.asarray(rows, np.int64)
+    k = min(k, n - 1)
+    nearest = np.empty((len(rows), max(k, 0)), np.int64)
+    if k < 1:
+        return nearest
+    for start in range(0, len(rows), 2048):  # blocks: 20,000 x 20,000 would be 1.6 GB
+        block = rows[start : start + 2048]
+        sims = mapped[block] @ mapped.T
+        sims[np.arange(len(block)), block] = -np.inf
+        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
+        nearest[start : start + 2048] = np.take_along_axis(top, order, axis=1)
+    return nearest
+
+
+def _mean_square(rows: np.ndarray) -> float:
+    """The rows' mean squared length: their spread in all directions together."""
+    return float(np.einsum("ij,ij->", rows, rows, dtype=np.float64)) / max(len(rows), 1)
 
 
 def _principal_axes(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
