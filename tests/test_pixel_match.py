@@ -131,6 +131,32 @@ def test_a_copy_ranks_its_original_above_a_recolour_of_it():
     assert compare(grey, original).ranking > 0.999
 
 
+def hue_turned(image: Image.Image, degrees: float) -> Image.Image:
+    """The picture with every colour's hue turned by `degrees` and its luminance kept: chroma
+    (Cb, Cr) rotated about grey, as a hue shift does."""
+    ycbcr = np.asarray(image.convert("YCbCr")).astype(float)
+    chroma = (ycbcr[..., 1] - 128) + 1j * (ycbcr[..., 2] - 128)
+    chroma *= np.exp(1j * np.radians(degrees))
+    ycbcr[..., 1], ycbcr[..., 2] = chroma.real + 128, chroma.imag + 128
+    return Image.fromarray(np.clip(ycbcr, 0, 255).round().astype(np.uint8), "YCbCr").convert("RGB")
+
+
+def test_a_hue_shifted_copy_ranks_its_original_above_a_recolour_of_it():
+    """A hue shift turns every colour by one angle; a recolour turned a part of the picture
+    its own way. So the original explains the copy's colours by one turn, and pays only
+    HUE_TURN of the penalty, where the recolour pays more (before the turn was fitted, both paid
+    it in full and tied)."""
+    original = make_picture(11, size=(24, 24))
+    twin = recoloured(original, (0, 0, 24, 12))
+    copy = hue_turned(original, 100)
+    to_original, to_twin = compare(copy, original), compare(copy, twin)
+    assert min(to_original.similarity, to_twin.similarity) > pixel_match.MATCH_THRESHOLD
+    assert to_original.colour_penalty == pytest.approx(pixel_match.COLOUR_PENALTY * pixel_match.HUE_TURN, abs=1e-3)  # fmt: skip
+    assert to_original.ranking > to_twin.ranking + pixel_match.COLOUR_PENALTY / 4
+    # a copy with its colours as they were still pays nothing: the turn is the dearer fit
+    assert compare(original, original).colour_penalty == 0.0
+
+
 def test_different_pictures_stay_below_the_threshold():
     scores = [compare(make_icon(100 + i), make_icon(200 + i)).similarity for i in range(20)]
     assert max(scores) < pixel_match.MATCH_THRESHOLD, scores

@@ -29,8 +29,10 @@ factor; a recolour changes some parts' hues and not others. So the best arrangem
 survives) is fitted as one factor times the candidate's; the share of the query's chroma that
 the fit leaves, beyond COLOUR_SLACK, costs up to COLOUR_PENALTY in the order of the copies
 found (`ranking`), not in their tier: a recolour is an edited copy too, only the less likely
-original. A hue-shifted copy pays it in full against every candidate alike, and a grey query
-says nothing of colour.
+original. A hue shift turns every colour by one angle (one complex factor on Cb + iCr): the
+fit allowing that costs HUE_TURN more, so that the original of a hue-shifted copy pays little
+and a palette swap, whose parts turned each their own way, more. A grey query says nothing of
+colour.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ SYMMETRY_PENALTY = 0.005
 # counted in the tier too, it lost tango_icons JPEG copies their tier (recall 0.939 -> 0.936).
 COLOUR_PENALTY = 0.02
 COLOUR_SLACK = 0.1  # a fit leaving this share of the chroma or less costs nothing (JPEG)
+# Colours that one turn of every hue explains (a hue shift) cost this share of the penalty, and
+# what the turn leaves beyond the slack: a hue-shifted copy's original pays 0.005, where its
+# palette swaps, whose parts turned each their own way, pay more (docs/quality.md)
+HUE_TURN = 0.25
 COLOUR_GRID = 8
 MIN_CHROMA = 2.0  # mean |chroma| per cell (of ±128) under which a query counts as grey
 
@@ -321,4 +327,9 @@ def _colour_misfit(query: Pixels, candidate: Pixels, found: PixelMatch, query_wi
         return 0.0
     factor = max(0.0, float((q * c).sum()) / max(float((c * c).sum()), 1e-6))
     left = float(((q - factor * c) ** 2).sum()) / q_power
-    return min(1.0, max(0.0, left - COLOUR_SLACK))
+    # a hue shift turns every colour by one angle: in the Cb-Cr plane, one complex factor
+    q_z, c_z = q[..., 0] + 1j * q[..., 1], c[..., 0] + 1j * c[..., 1]
+    turn = complex((q_z * np.conj(c_z)).sum()) / max(float((np.abs(c_z) ** 2).sum()), 1e-6)
+    left_turned = float((np.abs(q_z - turn * c_z) ** 2).sum()) / q_power
+    misfit = min(max(0.0, left - COLOUR_SLACK), max(0.0, left_turned - COLOUR_SLACK) + HUE_TURN)
+    return min(1.0, misfit)
