@@ -167,7 +167,7 @@ def test_learning_with_variants_tells_them_apart_in_a_library_it_never_saw():
     unseen, unseen_icons = _twin_icons(2)
     before = _icon_recall_at_1(plain.apply(unseen), unseen_icons)
     after = _icon_recall_at_1(told.apply(unseen), unseen_icons)
-    assert before < 0.5 and after > before + 0.2, (before, after)
+    assert before < 0.5 and after > before + 0.2, (before, after)  # 0.39 -> 0.74 when written
     # a handful of pairs is left out: it would stretch a handful of directions
     few = learn_whitening(vectors, [(vectors, views)], **learn, variants=differences[: MIN_VARIANT_PAIRS - 1])  # fmt: skip
     assert np.array_equal(few.projection, plain.projection)
