@@ -26,9 +26,10 @@ def tune_cmd(obj, sample, seed, quiet):
     """Learn how search ranks this library's images: a whitening of the model's vectors,
     learned from the library's own pictures and edited views of them (shrunk, cropped,
     recoloured), then again with the library's clearest pairs of look-alikes under the first,
-    drawn closer together, and its variants, drawn apart: small pictures of one size whose
-    pixels are mostly the same (an icon with one screen lit or another). No labels are needed.
-    On three of the bench sets it raised mAP@10 by 0.08 to 0.25 (docs/quality.md).
+    drawn closer together, and, where its pictures come in several sizes, its variants, drawn
+    apart: small pictures of one size whose pixels are mostly the same (an icon with one screen
+    lit or another). No labels are needed. On three of the bench sets it raised mAP@10 by 0.11
+    to 0.30 (docs/quality.md).
 
     `lookalike index` does this by itself once a library holds MIN_IMAGES images, and again
     whenever it has doubled since; run it by hand after large deletions, or with another
