@@ -148,6 +148,10 @@ def test_a_library_made_before_the_choice_was_recorded_counts_as_chosen(tmp_path
             library.catalog.conn.execute("DELETE FROM meta WHERE key = 'model_chosen_by'")
         assert library.model_chosen_by == "user"
         assert recolour_blind_model(library, 1.0) is None
+        # a value it cannot read (a damaged or a newer catalog's) counts as the user's too
+        library.catalog.set_meta("model_chosen_by", "somebody")
+        assert library.model_chosen_by == "user"
+        assert recolour_blind_model(library, 1.0) is None
     with Library.open(tmp_path / "new", write=True) as library:
         assert recolour_blind_model(library, 1.0) == "effnet-lite0-shape"
         assert recolour_blind_model(library, RECOLOUR_SHARE - 0.01) is None

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .catalog.records import ModelChooser
 from .catalog.store import Catalog
 from .embed.base import Embedder
 from .embed.registry import DEFAULT_MODEL, create_embedder
@@ -137,12 +138,13 @@ class Library:
         return self.catalog.get_meta("model") or DEFAULT_MODEL
 
     @property
-    def model_chosen_by(self) -> str:
+    def model_chosen_by(self) -> ModelChooser:
         """'user' (named by `index --model`, or by `reindex --model`), 'default' (nobody
         named one, so `lookalike tune` may switch a library of palette swaps to a model that
         ignores colour: recolours.py) or 'tune' (it did). Libraries made before this was
         recorded count as 'user': they are never switched behind their owner's back."""
-        return self.catalog.get_meta("model_chosen_by") or "user"
+        chosen = self.catalog.get_meta("model_chosen_by")
+        return chosen if chosen in ("default", "tune") else "user"
 
     def _check_model(self, requested: str | None) -> None:
         recorded = self.catalog.get_meta("model")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .catalog.records import ImageRecord, Place
+from .catalog.records import ImageRecord, ModelChooser, Place
 from .catalog.staging import stage_vectors, staged_ids, swap_in_staged
 from .catalog.web import DownloadLog
 from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
@@ -113,7 +113,7 @@ def reembed(
     progress: bool | None = None,
     should_stop: Callable[[], bool] | None = None,
     embedder: Embedder | None = None,
-    chosen_by: str = "user",
+    chosen_by: ModelChooser = "user",
 ) -> ReembedReport:
     """Re-embed the library with `model`, then switch it over (see the module's doc).
     `chosen_by`: who chose the model, 'user' or 'tune' (Library.model_chosen_by)."""

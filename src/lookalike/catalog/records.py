@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
+
+# Who chose a library's model (Library.model_chosen_by, the catalog's meta "model_chosen_by"):
+# the user (--model), nobody (the default, which tune may switch), or tune (it did)
+ModelChooser = Literal["user", "default", "tune"]
 
 
 @dataclass(frozen=True)

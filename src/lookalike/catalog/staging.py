@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from .records import ModelChooser
 from .store import Catalog
 from .vectors import vector_rows
 
@@ -50,7 +51,7 @@ def swap_in_staged(
     model_id: str,
     dim: int,
     dropped: Iterable[tuple[int, str]],
-    chosen_by: str = "user",
+    chosen_by: ModelChooser = "user",
 ) -> int:
     """Make the staged vectors the library's, in one transaction: the vectors, each image's
     model and status, and the library's model, who chose it (`chosen_by`: 'user' or 'tune'),
