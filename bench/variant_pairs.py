@@ -22,7 +22,7 @@ from pathlib import Path
 
 from lookalike import tuning, variants
 from lookalike.evaluation.metrics import read_groundtruth
-from lookalike.evaluation.retrieval import _score
+from lookalike.evaluation.retrieval import _score, split_roles
 from lookalike.index import whitening
 from lookalike.library import Library
 
@@ -47,10 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     dataset = args.dataset.resolve()
     rows = read_groundtruth(dataset)
-    roles = {r.role for r in rows}
-    query_gallery = {"query", "gallery"} <= roles
-    gallery = [r for r in rows if r.role == "gallery"] if query_gallery else rows
-    queries = [r for r in rows if r.role == "query"] if query_gallery else rows
+    gallery, queries, query_gallery = split_roles(rows)
     defaults = (whitening.VARIANT_WEIGHT, whitening.VARIANT_STRETCH, variants.MIN_SAME)
     several_sizes = variants.SEVERAL_SIZES
     for setting in args.settings.split(","):

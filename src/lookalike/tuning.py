@@ -232,19 +232,21 @@ def learn(
     )
     first = learn_whitening(library_vectors, views, **learn_from)
     # then again, with the library's own look-alikes under the first as one more pair of views
-    neighbours = neighbour_pairs(first, library_vectors)
+    mapped = first.map_whole(library_vectors)
+    neighbours = neighbour_pairs(first, library_vectors, mapped=mapped)
     report.neighbour_pairs = len(neighbours[0])
     # and the variants among the pictures read (variants.py), to be told apart
     sizes = catalog.sizes(pool_ids)
     pairs = variant_pairs(
-        first.map_whole(library_vectors),
+        mapped,
         [kept_pixels.get(i) for i in pool_ids.tolist()],
         [sizes.get(i) for i in pool_ids.tolist()],
     )
     variants = None
     if len(pairs) >= MIN_VARIANT_PAIRS:  # fewer would stretch a few axes (index/whitening.py)
         report.variant_pairs = len(pairs)
-        variants = np.array([library_vectors[i] - library_vectors[j] for i, j in pairs])
+        i, j = np.array(pairs).T
+        variants = library_vectors[i] - library_vectors[j]
     report.whitening = learn_whitening(
         library_vectors, [*views, neighbours], **learn_from, variants=variants
     )

@@ -98,10 +98,7 @@ def evaluate_retrieval(
     rows = read_groundtruth(dataset)
     if by not in ("group", "category"):
         raise ValueError("by must be 'group' or 'category'")
-    roles = {r.role for r in rows}
-    query_gallery = {"query", "gallery"} <= roles
-    gallery = [r for r in rows if r.role == "gallery"] if query_gallery else rows
-    queries = [r for r in rows if r.role == "query"] if query_gallery else rows
+    gallery, queries, query_gallery = split_roles(rows)
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         root = Path(library_root) if library_root else Path(tmp) / "library"
         with Library.open(root, write=True, model=model, weights=weights) as library:
@@ -113,6 +110,15 @@ def evaluate_retrieval(
             report = _score(library, dataset, gallery, queries, by, query_gallery)
     report.seconds = time.monotonic() - started
     return report
+
+
+def split_roles(rows: list[GroundTruthRow]) -> tuple[list, list, bool]:
+    """(gallery, queries, query_gallery): role=gallery and role=query rows when the set has
+    both (query_gallery True), else every row as both (leave-one-out)."""
+    query_gallery = {"query", "gallery"} <= {r.role for r in rows}
+    if not query_gallery:
+        return rows, rows, False
+    return [r for r in rows if r.role == "gallery"], [r for r in rows if r.role == "query"], True
 
 
 def _score(library, dataset, gallery, queries, by, query_gallery) -> RetrievalReport:

@@ -191,7 +191,11 @@ def learn_whitening(
 
 
 def neighbour_pairs(
-    whitening: Whitening, vectors: np.ndarray, *, neighbours: int = NEIGHBOURS
+    whitening: Whitening,
+    vectors: np.ndarray,
+    *,
+    neighbours: int = NEIGHBOURS,
+    mapped: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pairs of the library's own `vectors` (with their details, as learn_whitening takes them)
     that are each other's look-alikes under `whitening`, as one more pair of views for learning
@@ -199,9 +203,10 @@ def neighbour_pairs(
     weighed less. A pair is two vectors each among the other's `neighbours` nearest, whose
     similarity stands out (above both ends' next neighbour by at least the median margin of
     all such pairs: a picture with no true partner has close runners-up); the pairs are scaled
-    so that their differences count NEIGHBOUR_WEIGHT as much as an edited view's."""
+    so that their differences count NEIGHBOUR_WEIGHT as much as an edited view's. `mapped`:
+    `whitening.map_whole(vectors)`, when the caller has it already."""
     vectors = np.asarray(vectors, np.float32)
-    mapped = whitening.map_whole(vectors)
+    mapped = whitening.map_whole(vectors) if mapped is None else mapped
     n = len(mapped)
     k = min(neighbours, n - 2)
     if k < 1:
