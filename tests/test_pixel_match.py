@@ -42,10 +42,12 @@ def test_a_turned_crop_is_found_where_it_was_cut():
     blocks = np.random.default_rng(12).integers(0, 256, (8, 8, 3), dtype=np.uint8)
     original = Image.fromarray(blocks).resize((32, 32), Image.NEAREST)  # no symmetry of its own
     crop = original.crop((5, 3, 25, 27))  # 20 x 24
+    transposes = (Image.Transpose.TRANSPOSE, Image.Transpose.TRANSVERSE)  # mirror + quarter turn
     for transpose in list(Image.Transpose)[:7]:  # every symmetry but the identity
         found = compare(crop.transpose(transpose), original)
         assert found.arrangement == "crop" and found.region == (5, 3, 20, 24), transpose
-        assert found.similarity == pytest.approx(1.0 - pixel_match.SYMMETRY_PENALTY, abs=1e-3)
+        penalty = pixel_match.TRANSPOSE_PENALTY if transpose in transposes else pixel_match.SYMMETRY_PENALTY  # fmt: skip
+        assert found.similarity == pytest.approx(1.0 - penalty, abs=1e-4), transpose
 
 
 def test_tiles_side_by_side_score_as_each_alone():
@@ -82,7 +84,19 @@ def test_turned_and_mirrored_copies_pay_the_symmetry_penalty():
     turned = ImageOps.mirror(original).transpose(Image.Transpose.ROTATE_90)
     found = compare(turned, original)
     assert found.mirrored and found.turned in (1, 3)
-    assert found.similarity == pytest.approx(1.0 - pixel_match.SYMMETRY_PENALTY, abs=1e-3)
+    assert found.similarity == pytest.approx(1.0 - pixel_match.TRANSPOSE_PENALTY, abs=1e-4)
+    flipped = compare(ImageOps.flip(original), original)  # a mirror and a half turn: one edit
+    assert flipped.mirrored and flipped.turned == 2
+    assert flipped.similarity == pytest.approx(1.0 - pixel_match.SYMMETRY_PENALTY, abs=1e-4)
+
+
+def test_a_turned_copy_goes_to_its_original_rather_than_to_a_transposed_twin():
+    """When a turned copy is, pixel for pixel, also a mirrored and turned twin (rltiles'
+    zap effects), the one edit is the likelier than the two."""
+    original = make_icon(4, 24)
+    query = original.transpose(Image.Transpose.ROTATE_90)
+    twin = query.transpose(Image.Transpose.TRANSPOSE)  # the query is its transpose too
+    assert compare(query, original).similarity > compare(query, twin).similarity
 
 
 def test_a_twin_that_needs_no_turning_beats_the_original_turned():

@@ -57,10 +57,14 @@ RANK_THRESHOLD = 0.6  # at least this: ranked by similarity among verified hits 
 # bench/pixel_match.py: rltiles copies R@1 0.969 -> 0.971 at 0.6, tango_icons 0.989 both)
 # A mirrored or turned arrangement scores this much less than the query as it is: icon sets
 # hold mirrored and turned twins (go-first and go-top, skip-backward and skip-forward), and the
-# twin that needs no turning is the better answer. Small, though: a near-twin (0.99 alike)
-# must not beat the original mirrored (0.02 -> 0.005: tango_icons copies R@1 0.986 -> 0.988,
-# docs/quality.md).
-SYMMETRY_PENALTY = 0.005
+# twin that needs no turning is the better answer. Small, though: a near-twin (0.996 alike)
+# must not beat the original mirrored (0.02 -> 0.005: tango_icons copies R@1 0.986 -> 0.988;
+# 0.005 -> 0.002: copy-tier precision 0.9931 -> 0.9941, R@1 as it was; docs/quality.md).
+SYMMETRY_PENALTY = 0.002
+# A mirror with a quarter turn (a transpose) is two edits that no editor offers as one, where a
+# mirror, a flip and any turn are one: when a copy is, pixel for pixel, a turn of its original
+# and a transpose of a twin (rltiles' zap_sleep2 and 3), the turn is the likelier edit
+TRANSPOSE_PENALTY = 2 * SYMMETRY_PENALTY
 # Colours the query's cannot come from by a hue-keeping edit cost this much of `ranking`
 # (module docstring). Measured by replaying `eval --copies --verify` hits (docs/quality.md):
 # rltiles copies R@1 0.959 -> 0.966, tiered precision 0.970 -> 0.974, tango_icons as before;
@@ -145,6 +149,15 @@ def pixels(image: Image.Image) -> Pixels:
     value = np.asarray(image, dtype=np.float32).max(axis=2)
     chroma = (np.asarray(image.convert("YCbCr"), dtype=np.int16)[..., 1:] - 128).astype(np.int8)
     return Pixels(grey, value, chroma, scale, (w, h))
+
+
+def symmetry_penalty(turns: int, mirrored: bool) -> float:
+    """What an arrangement's score loses for the edit it takes: nothing as it is, a
+    SYMMETRY_PENALTY for one mirror, flip or turn, a TRANSPOSE_PENALTY for a mirror and a
+    quarter turn together."""
+    if mirrored and turns % 2:
+        return TRANSPOSE_PENALTY
+    return SYMMETRY_PENALTY if turns or mirrored else 0.0
 
 
 def _turn(grey: np.ndarray, turns: int, mirrored: bool) -> np.ndarray:
@@ -298,7 +311,7 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
             for (n, t, m), (score, x, y) in zip(group, found):
                 tried.append(_Found(score, n * 3 + 2, (0, 0, cw, ch), t, m, "frame", (x, y, tw, th)))  # fmt: skip
     for found in sorted(tried, key=lambda f: f.order):  # stable: scales largest first
-        score = found.score - (SYMMETRY_PENALTY if found.turns or found.mirrored else 0.0)
+        score = found.score - symmetry_penalty(found.turns, found.mirrored)
         if score > best.similarity:
             x, y, w, h = (v / candidate.scale for v in found.region)
             overlap = (w * h) / float(candidate.size[0] * candidate.size[1])
