@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 import subprocess
@@ -10,9 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from lookalike.index.faiss_index import FaissIndex
 from lookalike.library import Library
+from lookalike.search import Searcher
 
 
 def check(run_cli, *args) -> tuple[int, dict]:
@@ -222,6 +225,7 @@ def test_an_older_schema_is_upgraded_by_repair(run_cli, indexed):
     code, report = check(run_cli, "--repair")
     assert code == 0 and report["findings"] == [] and report["counts"]["in index"] == 12
     assert "made 12 tiny pictures" in report["repaired"]  # v6 came after these images
+    assert "hashed the pixels of 12 images again" in report["repaired"]  # and v9
 
 
 def test_a_hot_journal_left_by_a_kill_is_recovered_not_reported_as_damage(library_path):
@@ -284,3 +288,40 @@ def test_repair_makes_the_tiny_pictures_it_can_and_says_which_it_cannot(
     assert made.startswith("made 10 tiny pictures; 2 could not be read, e.g. ")
     assert "2 images have no sound tiny picture" in messages(report)  # still, and said so
     assert report["counts"]["in index"] == report["counts"]["vectors"] == 12
+
+
+def test_pixel_hashes_from_before_v9_are_made_again_by_repair(
+    run_cli, picture_folder, library_path
+):
+    """Before schema v9 a palette sprite was hashed by its palette and indices, so the same
+    sprite saved as an RGB PNG was no exact match; repair hashes such images again."""
+    sprite = Image.new("P", (24, 24))
+    sprite.putpalette([0, 0, 0, 200, 30, 30, 250, 120, 120] + [0] * 759)
+    for i in range(24):
+        for j in range(24):
+            sprite.putpixel((i, j), (i // 8 + j // 6) % 3)
+    sprite.save(picture_folder / "sprite.png")
+    code, _, err = run_cli("index", picture_folder)
+    assert code == 0, err
+    resaved = io.BytesIO()
+    sprite.convert("RGB").save(resaved, "PNG")
+
+    def tier_of_the_resaved_sprite() -> str:
+        with Library.open(library_path) as library:
+            searcher = Searcher(library)
+            [top] = searcher.search_vector(searcher.bytes_vector(resaved.getvalue()), 1)
+            assert top.record.first_place.source.endswith("sprite.png")
+            return top.tier
+
+    assert tier_of_the_resaved_sprite() == "exact"
+    # as a library indexed before v9 has them: hashes of the stored form, and the key the
+    # migration leaves
+    sql(library_path, "UPDATE images SET pixel_hash = 'stored form ' || id")
+    sql(library_path, "INSERT INTO meta VALUES ('stored_form_pixel_hashes_up_to', '13')")
+    assert tier_of_the_resaved_sprite() != "exact"
+    code, report = check(run_cli)
+    assert code == 0 and "13 images were hashed before schema v9" in messages(report)
+    code, report = check(run_cli, "--repair")
+    assert code == 0 and "hashed the pixels of 13 images again" in report["repaired"]
+    assert report["findings"] == []
+    assert tier_of_the_resaved_sprite() == "exact"

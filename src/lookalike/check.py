@@ -17,6 +17,9 @@ by the work a crash interrupted, never the other way round.
 - every image has sound details, when its model has them (embed/base.py; wrong-length ones are
   an error, missing or not finite ones a warning: the learned ranking weighs those images by
   their vectors alone; `--repair` drops the damaged ones and makes them again from the originals);
+- images indexed before schema v9 have pixel hashes of how their pixels were stored, not of
+  the colours shown (decode.pixel_hash; a warning: their re-saved copies are tiered copy, not
+  exact; `--repair` hashes them again);
 - a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
   (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
@@ -61,7 +64,7 @@ NORM_TOLERANCE = 0.02  # float16 storage keeps norms within ~1e-3 of 1
 @dataclass
 class Finding:
     severity: str  # "error": the library is inconsistent; "warning": worth knowing
-    area: str  # catalog | vectors | index | files | tiny pictures | ranking
+    area: str  # catalog | vectors | index | files | tiny pictures | pixel hashes | ranking
     message: str
     repairable: bool = False
 
@@ -192,6 +195,15 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
             f"{lacking} images have no sound tiny picture (indexed before schema v6, or "
             "damaged): `search --verify` finds fewer copies of small pictures among them; "
             "`lookalike check --repair` reads them again to make theirs",
+            True,
+        )
+    rehash = len(catalog.ids_with_stored_form_pixel_hashes())
+    if rehash:
+        report.warning(
+            "pixel hashes",
+            f"{rehash} images were hashed before schema v9, by how their pixels were stored: "
+            "a copy of a palette, greyscale or transparent one saved another way is tiered "
+            "copy, not exact; `lookalike check --repair` reads them again to hash them",
             True,
         )
     return True

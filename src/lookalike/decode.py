@@ -15,6 +15,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .recolours import palette_signature
@@ -154,17 +155,24 @@ def decode_image(
 
 
 def pixel_hash(image: Image.Image) -> str:
-    """Same picture, same hash, whatever the file's bytes (compression level, metadata).
-
-    A palette image's pixels are indices into its palette, so the palette and its transparent
-    entry are hashed too: a palette swap (a recolour, everywhere in game art) keeps every
-    index and is another picture."""
+    """Same picture, same hash, whatever the file's bytes (compression level, metadata) or
+    the way its pixels are stored: the colours shown are hashed, so a palette sprite saved
+    again as an RGB PNG is the same picture, and a palette swap (every index kept, other
+    colours: a recolour, everywhere in game art) another. What lies under a fully transparent
+    pixel is not shown, so it is not hashed. An RGB picture hashes as it always has."""
+    shown = to_rgb(image, keep_alpha=True)  # RGB, or RGBA where the picture has transparency
+    data = None
+    if shown.mode == "RGBA":
+        alpha = np.asarray(shown.getchannel("A"))
+        if alpha.min() == 255:
+            shown = shown.convert("RGB")
+        else:
+            pixels = np.array(shown)
+            pixels[alpha == 0] = 0
+            data = pixels.tobytes()
     digest = hashlib.blake2b(digest_size=16)
-    digest.update(f"{image.mode} {image.width}x{image.height} ".encode())
-    if image.mode in ("P", "PA"):
-        digest.update(bytes(image.getpalette() or ()))
-        digest.update(f" {image.info.get('transparency')!r} ".encode())
-    digest.update(image.tobytes())
+    digest.update(f"{shown.mode} {shown.width}x{shown.height} ".encode())
+    digest.update(shown.tobytes() if data is None else data)
     return digest.hexdigest()
 
 
@@ -233,8 +241,6 @@ def turn_hue(hsv, offset: int) -> Image.Image:
     """A picture given as PIL's HSV (an array, height x width x 3) with its hue turned by
     `offset` (of 256 for the whole circle), as RGB: a hue-shifted copy (evaluation), or one
     shifted back (index/tiny.py)."""
-    import numpy as np
-
     turned = np.array(hsv, dtype=np.uint8, copy=True)
     turned[..., 0] = (turned[..., 0].astype(np.int32) + offset) % 256
     return Image.fromarray(turned, "HSV").convert("RGB")
@@ -250,8 +256,6 @@ def strip_frame(image: Image.Image, tolerance: int = 16) -> Image.Image | None:
     row or column is frame while its pixels differ from it by `tolerance` or less on average,
     in YCbCr with the colour channels at half weight: JPEG smears a saturated border's colour
     by 50 and more, and its luminance far less."""
-    import numpy as np
-
     ycc = np.asarray(to_rgb(image).convert("YCbCr"), dtype=np.float32)
     ring = np.concatenate([ycc[0], ycc[-1], ycc[:, 0], ycc[:, -1]])
     difference = np.abs(ycc - np.median(ring, axis=0)) * CHANNEL_WEIGHTS
@@ -273,8 +277,6 @@ def strip_frame(image: Image.Image, tolerance: int = 16) -> Image.Image | None:
 
 def _to_8bit(image: Image.Image) -> Image.Image:
     """16-bit and float greyscale -> L, scaled by the image's own range."""
-    import numpy as np
-
     pixels = np.asarray(image, dtype=np.float32)
     if image.mode.startswith("I;16"):
         pixels = pixels / 257.0  # 0..65535 -> 0..255

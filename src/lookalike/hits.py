@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 
 DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
 COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
-# The same pixels give the same vector; a pixel hash alone is not trusted further, because
-# catalogs from before the palette was hashed (decode.pixel_hash) gave palette swaps one hash
+# A pixel hash from before schema v9 (decode.pixel_hash; catalog/schema.py) is trusted only
+# with a vector this close too: catalogs from before the palette was hashed gave palette swaps
+# one hash. One made since is of the colours shown, and trusted alone: an opaque palette
+# sprite and its RGB re-save, the same colours, differ a little in vector (0.997: the colour
+# summary of embed/effnet_lite0.py reads a picture with an alpha channel its own way).
 EXACT_MIN_COSINE = 0.999
 TIER_ORDER = {"exact": 0, "copy": 1, "similar": 2}
 
@@ -51,17 +54,21 @@ class QueryResult:
     error: str | None = None
 
 
-def match_tier(hit: Hit, query: QueryVector, *, verified: bool = False) -> str:
-    """exact: the same bytes or the same decoded pixels. copy: an edited copy, by geometric
-    verification where it ran (`verified`, pictures large enough), else by a score of at least
-    COPY_THRESHOLD.
+def match_tier(
+    hit: Hit, query: QueryVector, *, verified: bool = False, stale_hashes_up_to: int = 0
+) -> str:
+    """exact: the same bytes or the same colours shown (pixel hash; one of an image up to id
+    `stale_hashes_up_to`, hashed before schema v9, only with a cosine of EXACT_MIN_COSINE).
+    copy: an edited copy, by geometric verification where it ran (`verified`, pictures large
+    enough), else by a score of at least COPY_THRESHOLD.
     similar: the rest. The thresholds are measured in docs/quality.md."""
     record = hit.record
     if query.sha256 and record.sha256 == query.sha256:
         return "exact"
     cosine = hit.score if hit.cosine is None else hit.cosine
-    if query.pixel_hash and record.pixel_hash == query.pixel_hash and cosine >= EXACT_MIN_COSINE:
-        return "exact"
+    if query.pixel_hash and record.pixel_hash == query.pixel_hash:
+        if record.id > stale_hashes_up_to or cosine >= EXACT_MIN_COSINE:
+            return "exact"
     if verified and hit.verification is not None:
         return "copy" if hit.verification.matched else "similar"
     return "copy" if cosine >= COPY_THRESHOLD else "similar"  # unverified or unverifiable

@@ -260,6 +260,12 @@ def read_originals(
 ):
     """(id, decoded original) for each of `ids` that can be read, in an order that reads each
     archive once a chunk; those that cannot go to `unreadable` as (id, why)."""
+    for image_id, decoded in read_decoded(library, ids, unreadable, desc, progress, **decode):
+        yield image_id, decoded.image
+
+
+def read_decoded(library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode):
+    """read_originals, with all that decode_image found (DecodedImage): its pixel hash too."""
     catalog = library.catalog
     todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
     reader = OriginalReader(library)
@@ -269,12 +275,45 @@ def read_originals(
         for record in records:
             bar.update(1)
             try:
-                image = decode_image(reader.read(record, wanted), **decode).image
+                decoded = decode_image(reader.read(record, wanted), **decode)
             except (ImageGone, DecodeError) as exc:
                 unreadable.append((record.id, str(exc)))
                 continue
-            yield record.id, image
+            yield record.id, decoded
     bar.close()
+
+
+def fill_pixel_hashes(
+    library: Library, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool | None = None
+) -> tuple[int, list[tuple[int, str]]]:
+    """Hash again the pixels of the images indexed before schema v9, whose hash may be of how
+    their pixels were stored (a palette and its indices) rather than of the colours shown
+    (decode.pixel_hash), reading their originals; then forget that any were. Those that cannot
+    be read keep the hash they had (an exact match only for a copy stored the same way).
+    Returns (images hashed again, [(id, why unreadable)]); a commit per READ_CHUNK."""
+    catalog = library.catalog
+    ids = catalog.ids_with_stored_form_pixel_hashes()
+    unreadable: list[tuple[int, str]] = []
+    hashed: list[tuple[int, str]] = []
+    done = 0
+
+    def save() -> None:
+        nonlocal done
+        with catalog.transaction():
+            for image_id, pixel_hash in hashed:
+                catalog.set_pixel_hash(image_id, pixel_hash)
+        done += len(hashed)
+        hashed.clear()
+
+    for image_id, decoded in read_decoded(library, ids, unreadable, "hashing pixels again", progress, max_pixels=max_pixels):  # fmt: skip
+        if decoded.pixel_hash is not None:
+            hashed.append((image_id, decoded.pixel_hash))
+        if len(hashed) == READ_CHUNK:
+            save()
+    save()
+    with catalog.transaction():
+        catalog.forget_stored_form_pixel_hashes()
+    return done, unreadable
 
 
 def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:

@@ -3,7 +3,8 @@
 The catalog is the source of truth (check.py's docstring says why), so repairing means making
 everything derived from it again: dangling rows and vectors that cannot be right are dropped
 (their images go back to 'decoded', so the next `index` run embeds them again), the index is
-rebuilt from the stored vectors, tiny pictures and details are made again from the originals,
+rebuilt from the stored vectors, tiny pictures, details and pixel hashes from before schema v9
+are made again from the originals,
 and the ranking is learned again when it is due. A damaged catalog is not repaired here.
 """
 
@@ -17,7 +18,7 @@ from . import tuning
 from .catalog.vectors import VECTOR_DTYPE
 from .check import model_detail_bytes, unsound_vector_ids
 from .library import INDEX_FILE, WHITENING_FILE, Library
-from .reembed import fill_details, fill_tiny_pictures
+from .reembed import fill_details, fill_pixel_hashes, fill_tiny_pictures
 
 
 def repair_library(root: Path) -> list[str]:
@@ -82,6 +83,15 @@ def repair_library(root: Path) -> list[str]:
             line = f"made {filled} tiny pictures"
             if unreadable:
                 line += f"; {len(unreadable)} could not be read, e.g. {unreadable[0][1]}"
+            done.append(line)
+        rehashed, unreadable = fill_pixel_hashes(library)  # indexed before schema v9
+        if rehashed or unreadable:
+            line = f"hashed the pixels of {rehashed} images again"
+            if unreadable:
+                line += (
+                    f"; {len(unreadable)} could not be read (exact matches only for copies stored"
+                    f" as they are), e.g. {unreadable[0][1]}"
+                )
             done.append(line)
         # dropped above, or not finite; only for a model with details that loads here
         filled, unreadable = fill_details(library) if detail_bytes else (0, [])

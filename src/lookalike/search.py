@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .catalog.schema import STORED_FORM_HASHES
 from .decode import DecodeError, decode_image, trim_transparent
 from .embed.base import wants_alpha
 from .hits import (
@@ -300,10 +301,11 @@ class Searcher:
             hits = hits[:checked] + [h for h in hits[checked:] if h.id not in found_again]
             verify_hits(self.library, query, hits[:checked] + extra)
             hits += extra
+        stale = self.library.catalog.get_meta(STORED_FORM_HASHES)  # hashed before v9
         for hit in hits:
             for h in (hit, *hit.duplicates):
                 h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
-                h.tier = match_tier(h, query, verified=verify)
+                h.tier = match_tier(h, query, verified=verify, stale_hashes_up_to=int(stale or 0))
         if whitening is not None:  # exact and copy tiers first, each in its ranked order
             hits.sort(key=lambda h: TIER_ORDER[h.tier])
         if verify:

@@ -32,6 +32,11 @@ Tables:
   (recolours.py; '' for a picture with none: a photo, one colour), from which tune knows how
   many of the library's pictures are palette swaps of others. NULL: not looked at (indexed
   before v8; `reindex --model` fills it in).
+- pixel hashes of the colours shown (v9; decode.pixel_hash): before, a palette picture was
+  hashed by its palette and indices, so the same sprite saved as an RGB PNG was no exact match.
+  The migration records the last image id hashed the old way (meta
+  `stored_form_pixel_hashes_up_to`); an RGB picture's hash is the same either way, the others
+  are made again by `lookalike check --repair`, which then drops the key.
 - containers (v2): archives read so far, with their size and mtime, so an unchanged archive is
   not opened again, and its outcome (members found, or why it could not be read).
 - downloads (v2): the download cache, keyed by the URL fetched: where the body is stored and
@@ -45,6 +50,9 @@ Tables:
 from __future__ import annotations
 
 import sqlite3
+
+# meta key: the last image id whose pixel hash predates v9 (the module docstring)
+STORED_FORM_HASHES = "stored_form_pixel_hashes_up_to"
 
 MIGRATIONS: list[str] = [
     # version 1
@@ -162,6 +170,12 @@ MIGRATIONS: list[str] = [
     # version 8: palette keys, to count the library's palette swaps
     """
     ALTER TABLE images ADD COLUMN palette_key TEXT;
+    """,
+    # version 9: pixel hashes of the colours shown; those of the images already indexed were
+    # of how their pixels were stored, and `check --repair` makes them again
+    f"""
+    INSERT INTO meta (key, value)
+    SELECT '{STORED_FORM_HASHES}', CAST(id AS TEXT) FROM images ORDER BY id DESC LIMIT 1;
     """,
 ]
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .queries import CatalogQueries
 from .records import ImageRecord, Place
-from .schema import migrate
+from .schema import STORED_FORM_HASHES, migrate
 from .vectors import CatalogVectors, vector_rows
 
 # Nothing left to do that needs the image's file: an 'embedded' vector reaches the index from the
@@ -150,6 +150,25 @@ class Catalog(CatalogVectors, CatalogQueries):
             " AND (tiny IS NULL OR length(tiny) != length(?1))",
             (tiny, image_id),
         )
+
+    def ids_with_stored_form_pixel_hashes(self) -> list[int]:
+        """Images hashed before schema v9 (catalog/schema.py) whose hash may be of how their
+        pixels were stored rather than of the colours shown; none once `check --repair` has
+        hashed them again."""
+        up_to = self.get_meta(STORED_FORM_HASHES)
+        if up_to is None:
+            return []
+        rows = self.conn.execute(
+            "SELECT id FROM images WHERE id <= ? AND pixel_hash IS NOT NULL", (int(up_to),)
+        )
+        return [r[0] for r in rows]
+
+    def set_pixel_hash(self, image_id: int, pixel_hash: str) -> None:
+        self.conn.execute("UPDATE images SET pixel_hash = ? WHERE id = ?", (pixel_hash, image_id))
+
+    def forget_stored_form_pixel_hashes(self) -> None:
+        """Every image before v9 has been hashed again (or could not be read)."""
+        self.conn.execute("DELETE FROM meta WHERE key = ?", (STORED_FORM_HASHES,))
 
     def ids_lacking_tiny(self, length: int) -> list[int]:
         """Searchable images without a tiny picture of `length` bytes (none, or damaged)."""
