@@ -32,6 +32,7 @@ from lookalike.evaluation.retrieval import _ListedFiles
 from lookalike.indexing import Indexer
 from lookalike.library import Library
 from lookalike.search import Searcher
+from lookalike.tuning import learn_if_due
 from lookalike.verify import PIXEL_DEPTH
 
 
@@ -52,6 +53,7 @@ def collect(dataset: Path, sample: int, seed: int) -> tuple[list[Query], dict, l
     queries, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
         Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
+        learn_if_due(library, progress=False)  # the ranking `lookalike eval --copies` learns
         searcher = Searcher(library)
         records = library.catalog.images(library.catalog.vector_ids())
         by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}

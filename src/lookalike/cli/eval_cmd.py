@@ -146,6 +146,9 @@ def _print_copies(r) -> None:
         what = f"a copy ({w['copy']})" if w["copy"] else "held out (no copy indexed)"
         twin = ", a twin of it" if w["twin"] else ""
         click.echo(f"    {w['original']}, {what}: {w['tier']} {w['top']}{twin}")
+    for w in r.right_unlabelled:  # counted right, though the ground truth does not say so
+        what = f"a copy ({w['copy']})" if w["copy"] else "held out"
+        click.echo(f"    {w['original']}, {what}: {w['tier']} {w['top']}, right as {w['why']}")
     click.echo(f"  time per query: {r.query_ms} ms")
     click.echo(f"  ({r.seconds:.0f} s)")
 

@@ -7,12 +7,13 @@ it); each held-out image is searched for too, as a query that has no copy in the
 
 Reported: recall@1 and @10 of the original per transform; the score of the original versus
 the best other image (what a copy threshold must separate); and how the match tiers fare:
-a hit tiered exact/copy is right when it is the original (or shares its group). Of the wrong
-ones, those that are themselves a copy of the original by their pixels (a mirror or turn
-twin, a recolour: game art is full of them) are counted too, as `twins`: the query is as much
-an edited copy of them, and no rule that finds mirrored and recoloured copies tells them
-apart. Only small pictures are judged (pixel_match). `copy_tier_precision` counts them
-wrong; `copy_tier_precision_twins_right` counts them right.
+a hit tiered exact/copy is right when it is the original, of its group, or one of the two
+kinds of hit the labels leave out but are as right (copy_truth.py: an image with the copy's
+own pixels, an unlabelled palette swap of the original); `copy_tier_precision_labelled_only`
+trusts the labels alone. Of the wrong ones, those that are themselves a copy of the original
+by the verifier's pixel comparison (a mirror or turn twin, a recolour) are counted too, as
+`twins`: the query is as much an edited copy of them. Only small pictures are judged
+(pixel_match); `copy_tier_precision_twins_right` counts them right.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..indexing import Indexer
 from ..library import Library
 from ..search import Searcher
 from ..tuning import learn_if_due
+from .copy_truth import LABELLED, Truth, is_twin
 from .metrics import read_groundtruth
 from .retrieval import _ListedFiles
 
@@ -147,8 +149,11 @@ class CopyReport:
     seconds: float = 0.0
     worst: list[dict] = field(default_factory=list)  # a few copies that missed, to look at
     # a few top hits tiered exact or copy that are not the original (nor of its group): the
-    # copy (or held-out image: "copy" None) and that hit, and whether it is a twin (_twins)
+    # copy (or held-out image: "copy" None) and that hit, and whether it is a twin (copy_truth.is_twin)
     wrong_tiers: list[dict] = field(default_factory=list)
+    # a few tiered top hits counted right that the ground truth does not name (copy_truth: the
+    # copy's own pixels, a palette swap of the original): the copy or held-out image, the hit
+    right_unlabelled: list[dict] = field(default_factory=list)
     verify: bool = False
     query_ms: dict = field(default_factory=dict)  # decode + embed + search (+ verify) per copy
 
@@ -223,22 +228,21 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         if rid is not None and row.group:
             group_of_id[rid].add(row.group)
 
+    truth = Truth(library, records, group_of_id)
     found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
     copy_scores, other_scores, worst, query_seconds, wrong_tiers = [], [], [], [], []
-    tier_right = tier_wrong = tier_missed = twins = 0
+    unlabelled: list[dict] = []  # tiered top hits counted right that the labels do not name
+    twins = right_on_copies = 0
+    right_by: dict[str, int] = defaultdict(int)  # tiered top hits counted right, by why
+    wrong_by: dict[str, int] = defaultdict(int)  # and wrong: on copies, on held-out queries
     for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
         t0 = time.perf_counter()
-        hits = searcher.search_vector(
-            searcher.bytes_vector(data, details=not verify), 10, collapse=False, verify=verify
-        )
+        query = searcher.bytes_vector(data, details=not verify)
+        hits = searcher.search_vector(query, 10, collapse=False, verify=verify)
         query_seconds.append(time.perf_counter() - t0)
         ids = [h.id for h in hits]
-        same = {original_id} | {
-            h.id
-            for h in hits
-            if (row.group and row.group in group_of_id.get(h.id, ()))
-            or _same_picture(h.record, records[original_id])
-        }
+        why = {h.id: truth.why(h.record, query, row.group, original_id) for h in hits}
+        same = {original_id} | {i for i, reason in why.items() if reason}
         r1, r10 = bool(ids) and ids[0] in same, bool(same & set(ids))
         found1.append(r1)
         found10.append(r10)
@@ -255,33 +259,44 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         top = hits[0] if hits else None
         if top is not None and top.tier in ("exact", "copy"):
             if top.id in same:
-                tier_right += 1
+                reason = why.get(top.id) or "original"
+                right_by[reason] += 1
+                right_on_copies += 1
+                if reason not in LABELLED and len(unlabelled) < 20:
+                    unlabelled.append(_unlabelled(row, note, top, reason))
             else:
-                tier_wrong += 1
-                twin = _twins(library, top.record, original_id=original_id)
+                wrong_by["copies"] += 1
+                twin = is_twin(library, top.record, original_id=original_id)
                 twins += twin
                 if len(wrong_tiers) < 20:
                     wrong_tiers.append(_wrong_tier(row, note, top, twin))
-        else:
-            tier_missed += 1
         if not r1 and len(worst) < 10:
             top_place = top.record.first_place.display if top else None
             worst.append({"original": row.path, "copy": note, "top": top_place})
-    negative_tiers = 0
     for row in held_out:
         data = (dataset / row.path).read_bytes()
         query = searcher.bytes_vector(data, details=not verify)
         hits = searcher.search_vector(query, 1, collapse=False, verify=verify)
         if hits:
-            other_scores.append(hits[0].score)
-            in_group = row.group and row.group in group_of_id.get(hits[0].id, ())
-            if hits[0].tier in ("exact", "copy") and not in_group:
-                negative_tiers += 1
-                twin = _twins(library, hits[0].record, image=decode_image(data).image)
-                twins += twin
-                if len(wrong_tiers) < 20:
-                    wrong_tiers.append(_wrong_tier(row, None, hits[0], twin))
-    tiered = tier_right + tier_wrong + negative_tiers
+            image = decode_image(data).image
+            reason = truth.why(hits[0].record, query, row.group, image=image)
+            if not reason:
+                other_scores.append(hits[0].score)
+            if hits[0].tier in ("exact", "copy"):
+                if reason:
+                    right_by[reason] += 1
+                    if reason not in LABELLED and len(unlabelled) < 20:
+                        unlabelled.append(_unlabelled(row, None, hits[0], reason))
+                else:
+                    wrong_by["held-out"] += 1
+                    twin = is_twin(library, hits[0].record, image=image)
+                    twins += twin
+                    if len(wrong_tiers) < 20:
+                        wrong_tiers.append(_wrong_tier(row, None, hits[0], twin))
+    right, wrong = sum(right_by.values()), sum(wrong_by.values())
+    tiered = right + wrong
+    # what the ground truth labels: the original, its group, the same picture stored twice
+    labelled = sum(n for reason, n in right_by.items() if reason in LABELLED)
     return CopyReport(
         dataset=dataset.name,
         originals=len(originals),
@@ -302,47 +317,36 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         copy_scores=_percentiles(copy_scores, (1, 5, 25, 50)),
         other_scores=_percentiles(other_scores, (50, 95, 99, 100)),
         tiers={
-            "copy_tier_precision": tier_right / tiered if tiered else 1.0,
-            # the same, with a hit that is itself a copy of the original (its mirror image,
-            # a recolour: _twins) counted right, as the query is as much a copy of it
-            "copy_tier_precision_twins_right": (tier_right + twins) / tiered if tiered else 1.0,
-            "copy_tier_recall": tier_right / len(found1) if found1 else 0.0,
-            "false_copies_on_copies": tier_wrong,
-            "false_copies_on_negatives": negative_tiers,
+            "copy_tier_precision": right / tiered if tiered else 1.0,
+            # right only where the ground truth says so (LABELLED): a hit with the copy's own
+            # pixels, or an unlabelled palette swap of the original, counts wrong
+            "copy_tier_precision_labelled_only": labelled / tiered if tiered else 1.0,
+            # with a hit that is a copy of the original by the verifier's own comparison (its
+            # mirror image, a recolour: copy_truth.is_twin) counted right too
+            "copy_tier_precision_twins_right": (right + twins) / tiered if tiered else 1.0,
+            "copy_tier_recall": right_on_copies / len(found1) if found1 else 0.0,
+            "right_copies_by": dict(right_by),  # tiered top hits counted right, by why (copy_truth)
+            "false_copies_on_copies": wrong_by["copies"],
+            "false_copies_on_negatives": wrong_by["held-out"],
             "false_copies_that_are_twins": twins,
         },
         model=library.embedder.model_id,
         worst=worst,
         wrong_tiers=wrong_tiers,
+        right_unlabelled=unlabelled,
         verify=verify,
         query_ms=_percentiles([t * 1000 for t in query_seconds], (50, 99)),
     )
 
 
+def _unlabelled(row, note: str | None, hit, why: str) -> dict:
+    top = hit.record.first_place.display if hit.record else None
+    return {"original": row.path, "copy": note, "top": top, "tier": hit.tier, "why": why}
+
+
 def _wrong_tier(row, note: str | None, hit, twin: bool) -> dict:
     top = hit.record.first_place.display if hit.record else None
     return {"original": row.path, "copy": note, "top": top, "tier": hit.tier, "twin": twin}
-
-
-def _twins(library, record, *, original_id: int | None = None, image=None) -> bool:
-    """Whether a wrongly tiered hit is a copy of the query's original (an indexed image, or
-    the held-out `image` itself) by its pixels: its mirror image, a recolour. Judged where
-    either picture is small (pixel_match); larger pairs count as not."""
-    from .. import pixel_match  # OpenCV: loaded when verification is
-    from ..verify import MIN_SIDE, indexed_image
-
-    if original_id is not None:
-        image = indexed_image(library, original_id)
-    other = indexed_image(library, record.id)
-    if image is None or other is None or min(*image.size, *other.size) >= MIN_SIDE:
-        return False
-    found = pixel_match.match(pixel_match.pixels(image), pixel_match.pixels(other))
-    return found.similarity >= pixel_match.MATCH_THRESHOLD
-
-
-def _same_picture(a, b) -> bool:
-    """Two catalog images of one picture (a data set may hold the same tile twice)."""
-    return a.sha256 == b.sha256 or (a.pixel_hash is not None and a.pixel_hash == b.pixel_hash)
 
 
 def _percentiles(values: list[float], qs) -> dict:
