@@ -193,24 +193,27 @@ def fill_tiny_pictures(
     --model` does. Returns (images filled, [(id, why unreadable)]); a commit per READ_CHUNK."""
     catalog = library.catalog
     unreadable: list[tuple[int, str]] = []
-    made: list[tuple[int, bytes]] = []
-    filled = 0
-
-    def save() -> None:
-        nonlocal filled
-        with catalog.transaction():
-            for image_id, tiny in made:
-                catalog.fill_tiny(image_id, tiny)
-        filled += len(made)
-        made.clear()
-
     ids = catalog.ids_lacking_tiny(TINY_LENGTH)
-    for image_id, image in read_originals(library, ids, unreadable, "making tiny pictures", progress, max_pixels=max_pixels):  # fmt: skip
-        made.append((image_id, tiny_picture(image)))
-        if len(made) == READ_CHUNK:
-            save()
-    save()
-    return filled, unreadable
+    read = read_originals(library, ids, unreadable, "making tiny pictures", progress, max_pixels=max_pixels)  # fmt: skip
+    made = ((image_id, tiny_picture(image)) for image_id, image in read)
+    return _write_in_chunks(catalog, made, catalog.fill_tiny), unreadable
+
+
+def _write_in_chunks(catalog, found, write) -> int:
+    """write(id, value) for each of `found`, a transaction per READ_CHUNK, so that work read
+    from the originals survives an interruption; returns how many were written."""
+    done, chunk = 0, []
+    for item in found:
+        chunk.append(item)
+        if len(chunk) == READ_CHUNK:
+            with catalog.transaction():
+                for image_id, value in chunk:
+                    write(image_id, value)
+            done, chunk = done + len(chunk), []
+    with catalog.transaction():
+        for image_id, value in chunk:
+            write(image_id, value)
+    return done + len(chunk)
 
 
 def fill_details(
@@ -292,25 +295,11 @@ def fill_pixel_hashes(
     be read keep the hash they had (an exact match only for a copy stored the same way).
     Returns (images hashed again, [(id, why unreadable)]); a commit per READ_CHUNK."""
     catalog = library.catalog
-    ids = catalog.ids_with_stored_form_pixel_hashes()
     unreadable: list[tuple[int, str]] = []
-    hashed: list[tuple[int, str]] = []
-    done = 0
-
-    def save() -> None:
-        nonlocal done
-        with catalog.transaction():
-            for image_id, pixel_hash in hashed:
-                catalog.set_pixel_hash(image_id, pixel_hash)
-        done += len(hashed)
-        hashed.clear()
-
-    for image_id, decoded in read_decoded(library, ids, unreadable, "hashing pixels again", progress, max_pixels=max_pixels):  # fmt: skip
-        if decoded.pixel_hash is not None:
-            hashed.append((image_id, decoded.pixel_hash))
-        if len(hashed) == READ_CHUNK:
-            save()
-    save()
+    ids = catalog.ids_with_stored_form_pixel_hashes()
+    read = read_decoded(library, ids, unreadable, "hashing pixels again", progress, max_pixels=max_pixels)  # fmt: skip
+    hashed = ((i, decoded.pixel_hash) for i, decoded in read if decoded.pixel_hash is not None)
+    done = _write_in_chunks(catalog, hashed, catalog.set_pixel_hash)
     with catalog.transaction():
         catalog.forget_stored_form_pixel_hashes()
     return done, unreadable
