@@ -149,7 +149,8 @@ class CopyReport:
     seconds: float = 0.0
     worst: list[dict] = field(default_factory=list)  # a few copies that missed, to look at
     # a few top hits tiered exact or copy that are not the original (nor of its group): the
-    # copy (or held-out image: "copy" None) and that hit, and whether it is a twin (copy_truth.is_twin)
+    # copy (or held-out image: "copy" None) and that hit, and whether it is a twin
+    # (copy_truth.is_twin)
     wrong_tiers: list[dict] = field(default_factory=list)
     # a few tiered top hits counted right that the ground truth does not name (copy_truth: the
     # copy's own pixels, a palette swap of the original): the copy or held-out image, the hit
