@@ -277,9 +277,12 @@ def test_missing_or_damaged_tiny_pictures_are_made_again_by_repair(run_cli, inde
 def test_repair_makes_the_tiny_pictures_it_can_and_says_which_it_cannot(
     run_cli, indexed, picture_folder
 ):
-    """Originals gone or replaced by garbage since indexing: their tiny pictures cannot be
-    made; the others are, the report says why, and every image stays searchable."""
+    """Originals gone or replaced by garbage since indexing: their tiny pictures (and pixel
+    hashes from before schema v9) cannot be made; the others are, the report says why, and
+    every image stays searchable, the unread ones with the hash they had."""
     sql(indexed, "UPDATE images SET tiny = NULL")
+    sql(indexed, "UPDATE images SET pixel_hash = 'stored form'")
+    sql(indexed, "INSERT INTO meta VALUES ('stored_form_pixel_hashes_up_to', '12')")
     (picture_folder / "pic01.png").unlink()
     (picture_folder / "pic02.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture any more")
     code, report = check(run_cli, "--repair")
@@ -287,6 +290,11 @@ def test_repair_makes_the_tiny_pictures_it_can_and_says_which_it_cannot(
     [made] = [line for line in report["repaired"] if "tiny pictures" in line]
     assert made.startswith("made 10 tiny pictures; 2 could not be read, e.g. ")
     assert "2 images have no sound tiny picture" in messages(report)  # still, and said so
+    [hashed] = [line for line in report["repaired"] if "pixels" in line]
+    assert hashed.startswith("hashed the pixels of 10 images again; 2 could not be read")
+    conn = sqlite3.connect(indexed / "catalog.sqlite3")
+    kept = conn.execute("SELECT COUNT(*) FROM images WHERE pixel_hash = 'stored form'").fetchone()
+    assert kept == (2,)
     assert report["counts"]["in index"] == report["counts"]["vectors"] == 12
 
 
