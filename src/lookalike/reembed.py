@@ -292,7 +292,8 @@ def fill_pixel_hashes(
     """Hash again the pixels of the images indexed before schema v9, whose hash may be of how
     their pixels were stored (a palette and its indices) rather than of the colours shown
     (decode.pixel_hash), reading their originals; then forget that any were. Those that cannot
-    be read keep the hash they had (an exact match only for a copy stored the same way).
+    be read lose theirs, as an old hash trusted alone could make a palette swap exact: they
+    match exactly only a copy of the same bytes.
     Returns (images hashed again, [(id, why unreadable)]); a commit per READ_CHUNK."""
     catalog = library.catalog
     unreadable: list[tuple[int, str]] = []
@@ -301,6 +302,8 @@ def fill_pixel_hashes(
     hashed = ((i, decoded.pixel_hash) for i, decoded in read if decoded.pixel_hash is not None)
     done = _write_in_chunks(catalog, hashed, catalog.set_pixel_hash)
     with catalog.transaction():
+        for image_id, _ in unreadable:
+            catalog.set_pixel_hash(image_id, None)
         catalog.forget_stored_form_pixel_hashes()
     return done, unreadable
 

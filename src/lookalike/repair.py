@@ -89,8 +89,8 @@ def repair_library(root: Path) -> list[str]:
             line = f"hashed the pixels of {rehashed} images again"
             if unreadable:
                 line += (
-                    f"; {len(unreadable)} could not be read (exact matches only for copies stored"
-                    f" as they are), e.g. {unreadable[0][1]}"
+                    f"; {len(unreadable)} could not be read (exact matches only for copies of"
+                    f" the same bytes), e.g. {unreadable[0][1]}"
                 )
             done.append(line)
         # dropped above, or not finite; only for a model with details that loads here

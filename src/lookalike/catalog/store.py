@@ -163,11 +163,11 @@ class Catalog(CatalogVectors, CatalogQueries):
         )
         return [r[0] for r in rows]
 
-    def set_pixel_hash(self, image_id: int, pixel_hash: str) -> None:
+    def set_pixel_hash(self, image_id: int, pixel_hash: str | None) -> None:
         self.conn.execute("UPDATE images SET pixel_hash = ? WHERE id = ?", (pixel_hash, image_id))
 
     def forget_stored_form_pixel_hashes(self) -> None:
-        """Every image before v9 has been hashed again (or could not be read)."""
+        """Every image before v9 has been hashed again (or, unreadable, has no hash now)."""
         self.conn.execute("DELETE FROM meta WHERE key = ?", (STORED_FORM_HASHES,))
 
     def ids_lacking_tiny(self, length: int) -> list[int]:
