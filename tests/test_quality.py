@@ -16,7 +16,7 @@ from lookalike.decode import BACKGROUND_RGB, decode_image, to_rgb, turn_hue
 from lookalike.embed.effnet_lite0 import SquarePreprocessor, colour_summary
 from lookalike.embed.registry import create_embedder
 from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
-from lookalike.evaluation.copy_truth import colour_codes, palette_swap
+from lookalike.evaluation.copy_truth import palette_swap, recolour_key
 from lookalike.evaluation.retrieval import evaluate_retrieval
 from lookalike.library import Library
 from lookalike.search import TURN_PENALTY, Searcher
@@ -176,7 +176,7 @@ def test_a_palette_swap_is_told_exactly():
     pixel for pixel."""
     red = _palette_sprite([(0, 0, 0), (200, 30, 30), (250, 120, 120), (90, 10, 10)])
     blue = _palette_sprite([(0, 0, 0), (30, 30, 200), (120, 120, 250), (10, 10, 90)])
-    codes = colour_codes
+    codes = recolour_key
     assert palette_swap(codes(red), codes(blue)) and palette_swap(codes(red), codes(red))
     touched = blue.copy()
     touched.putpixel((0, 0), 2)  # one pixel of another colour

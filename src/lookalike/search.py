@@ -301,11 +301,13 @@ class Searcher:
             hits = hits[:checked] + [h for h in hits[checked:] if h.id not in found_again]
             verify_hits(self.library, query, hits[:checked] + extra)
             hits += extra
-        stale = self.library.catalog.get_meta(STORED_FORM_HASHES)  # hashed before v9
-        for hit in hits:
-            for h in (hit, *hit.duplicates):
-                h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
-                h.tier = match_tier(h, query, verified=verify, stale_hashes_up_to=int(stale or 0))
+        every = [h for hit in hits for h in (hit, *hit.duplicates)]
+        stale = 0  # the last id hashed before v9: read only when a hit shows the query's pixels
+        if query.pixel_hash and any(h.record.pixel_hash == query.pixel_hash for h in every):
+            stale = int(self.library.catalog.get_meta(STORED_FORM_HASHES) or 0)
+        for h in every:
+            h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
+            h.tier = match_tier(h, query, verified=verify, stale_hashes_up_to=stale)
         if whitening is not None:  # exact and copy tiers first, each in its ranked order
             hits.sort(key=lambda h: TIER_ORDER[h.tier])
         if verify:

@@ -10,7 +10,7 @@ wrong hits that are themselves a copy of the original (a mirror twin, a recolour
 
 from __future__ import annotations
 
-import numpy as np
+from ..recolours import palette_signature
 
 
 def is_twin(library, record, *, original_id: int | None = None, image=None) -> bool:
@@ -48,7 +48,7 @@ class Truth:
 
     def __init__(self, library, records: dict, group_of_id: dict):
         self.library, self.records, self.group_of_id = library, records, group_of_id
-        self._colours: dict[int, np.ndarray | None] = {}
+        self._keys: dict[int, str | None] = {}
 
     def why(self, record, query, group: str, original_id: int | None = None, *, image=None):
         """Why `record` counts as found for this query (a copy of `original_id`, or the
@@ -64,37 +64,32 @@ class Truth:
             return "query's pixels"
         size = (original.width, original.height) if original is not None else image.size
         if (record.width, record.height) == size:  # else no swap: not decoded
-            mine = self._codes_of(original_id) if image is None else colour_codes(image)
-            if palette_swap(mine, self._codes_of(record.id)):
+            mine = self._key_of(original_id) if image is None else recolour_key(image)
+            if palette_swap(mine, self._key_of(record.id)):
                 return "palette swap"
         return None
 
-    def _codes_of(self, image_id: int) -> np.ndarray | None:
-        if image_id not in self._colours:
+    def _key_of(self, image_id: int) -> str | None:
+        if image_id not in self._keys:
             from ..verify import indexed_image  # OpenCV: loaded when verification is
 
             image = indexed_image(self.library, image_id)
-            self._colours[image_id] = None if image is None else colour_codes(image)
-        return self._colours[image_id]
+            self._keys[image_id] = None if image is None else recolour_key(image)
+        return self._keys[image_id]
 
 
-def colour_codes(image) -> np.ndarray:
-    """Each pixel's colour as one number (RGBA packed), height x width."""
-    rgba = np.asarray(image.convert("RGBA"), dtype=np.uint32)
-    return (rgba[..., 0] << 24) | (rgba[..., 1] << 16) | (rgba[..., 2] << 8) | rgba[..., 3]
+def recolour_key(image) -> str | None:
+    """The key a picture shares with its palette swaps and nothing else (recolours.palette_key:
+    its pixels, each replaced by the rank of its colour, so one colour for each colour both
+    ways), or None for a picture of one colour or of more than 256."""
+    signature = palette_signature(image)
+    return signature.split()[0] if signature else None
 
 
-def palette_swap(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    """Two pictures (colour codes) that are one picture in other colours: the same size, at
-    least two colours, and as many distinct (colour of a, colour of b) pairs as colours in
-    each, so that each colour maps to one colour both ways. The same picture counts too."""
-    if a is None or b is None or a.shape != b.shape:
-        return False
-    colours = len(np.unique(a))
-    if colours < 2 or len(np.unique(b)) != colours:
-        return False
-    pairs = (a.astype(np.uint64) << np.uint64(32)) | b.astype(np.uint64)
-    return len(np.unique(pairs)) == colours
+def palette_swap(a: str | None, b: str | None) -> bool:
+    """Two pictures (their `recolour_key`s) that are one picture in other colours, pixel for
+    pixel, the same size; the same picture counts too."""
+    return a is not None and a == b
 
 
 def same_picture(a, b) -> bool:
