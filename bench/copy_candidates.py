@@ -23,9 +23,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lookalike import pixel_match, verify
-from lookalike.evaluation.copies import evaluate_copies
-from lookalike.index import tiny
+from lookalike.evaluation import evaluate_copies
+from lookalike.search import candidates, pixel_match
 
 VARIANTS = ("neither", "frame", "crops", "both")
 
@@ -33,17 +32,25 @@ VARIANTS = ("neither", "frame", "crops", "both")
 def run(
     dataset: Path, variant: str, crop_depth: int, sample: int, seed: int, show_wrong: bool
 ) -> None:
-    strip_frame, depth, offset_depth = verify.strip_frame, tiny.CROP_DEPTH, tiny.OFFSET_DEPTH
+    strip_frame, depth, offset_depth = (
+        candidates.strip_frame,
+        candidates.CROP_DEPTH,
+        candidates.OFFSET_DEPTH,
+    )
     try:
         if variant in ("neither", "crops"):
-            verify.strip_frame = lambda image: None
+            candidates.strip_frame = lambda image: None
         if variant not in ("crops", "both"):
-            tiny.CROP_DEPTH = tiny.OFFSET_DEPTH = 0
+            candidates.CROP_DEPTH = candidates.OFFSET_DEPTH = 0
         else:
-            tiny.CROP_DEPTH = crop_depth
+            candidates.CROP_DEPTH = crop_depth
         report = evaluate_copies(dataset, sample=sample, seed=seed, verify=True)
     finally:
-        verify.strip_frame, tiny.CROP_DEPTH, tiny.OFFSET_DEPTH = strip_frame, depth, offset_depth
+        candidates.strip_frame, candidates.CROP_DEPTH, candidates.OFFSET_DEPTH = (
+            strip_frame,
+            depth,
+            offset_depth,
+        )
     tiers, ms = report.tiers, report.query_ms
     per = " ".join(f"{t.transform} {t.recall_at_1:.2f}" for t in report.per_transform)
     print(f"{dataset.name:14s} {variant:8s} (crops' best {crop_depth}): R@1 "
@@ -59,15 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", nargs="+", type=Path)
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
-    parser.add_argument("--crop-depth", type=int, default=tiny.CROP_DEPTH)
+    parser.add_argument("--crop-depth", type=int, default=candidates.CROP_DEPTH)
     parser.add_argument("--symmetry-penalty", type=float, default=pixel_match.SYMMETRY_PENALTY)
     parser.add_argument(
         "--transpose-penalty", type=float, default=None, help="default: twice --symmetry-penalty"
     )
     parser.add_argument("--colour-penalty", type=float, default=pixel_match.COLOUR_PENALTY)
     parser.add_argument("--rank-threshold", type=float, default=pixel_match.RANK_THRESHOLD)
-    parser.add_argument("--offset-depth", type=int, default=tiny.OFFSET_DEPTH)
-    parser.add_argument("--hue-depth", type=int, default=tiny.HUE_DEPTH)
+    parser.add_argument("--offset-depth", type=int, default=candidates.OFFSET_DEPTH)
+    parser.add_argument("--hue-depth", type=int, default=candidates.HUE_DEPTH)
     parser.add_argument("--sample", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--show-wrong", action="store_true", help="list the wrongly tiered hits")
@@ -76,11 +83,11 @@ def main() -> None:
     pixel_match.TRANSPOSE_PENALTY = args.transpose_penalty or 2 * args.symmetry_penalty
     pixel_match.COLOUR_PENALTY = args.colour_penalty
     pixel_match.RANK_THRESHOLD = args.rank_threshold
-    tiny.OFFSET_DEPTH, tiny.HUE_DEPTH = args.offset_depth, args.hue_depth
+    candidates.OFFSET_DEPTH, candidates.HUE_DEPTH = args.offset_depth, args.hue_depth
     print(f"pixel_match: SYMMETRY_PENALTY {pixel_match.SYMMETRY_PENALTY}, TRANSPOSE_PENALTY "
           f"{pixel_match.TRANSPOSE_PENALTY}, COLOUR_PENALTY "
           f"{pixel_match.COLOUR_PENALTY}, RANK_THRESHOLD {pixel_match.RANK_THRESHOLD}; tiny: "
-          f"OFFSET_DEPTH {tiny.OFFSET_DEPTH}, HUE_DEPTH {tiny.HUE_DEPTH}")  # fmt: skip
+          f"OFFSET_DEPTH {candidates.OFFSET_DEPTH}, HUE_DEPTH {candidates.HUE_DEPTH}")  # fmt: skip
     for dataset in args.datasets:
         for variant in args.variants:
             run(

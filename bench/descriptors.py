@@ -19,8 +19,8 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from lookalike.decode import BACKGROUND_RGB, decode_image
 from lookalike.evaluation.metrics import leave_one_out, read_groundtruth
+from lookalike.pictures.decode import BACKGROUND_RGB, decode_image
 
 ONNX = Path(__file__).resolve().parents[1] / "src/lookalike/embed/weights/effnet-lite0.onnx"
 SETS = {  # set -> label used as relevance

@@ -17,9 +17,9 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from lookalike.decode import decode_image
 from lookalike.embed.effnet_lite0 import IMAGENET_MEAN, IMAGENET_STD, WEIGHTS, SquarePreprocessor
 from lookalike.evaluation.metrics import leave_one_out, read_groundtruth
+from lookalike.pictures import decode_image
 
 SETS = {
     "tango_icons": "group",

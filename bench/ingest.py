@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from lookalike.index.faiss_index import FaissIndex
-from lookalike.indexing import index_paths
+from lookalike.index import FaissIndex
+from lookalike.ingest import index_paths
 from lookalike.library import Library
 from lookalike.search import Searcher
 

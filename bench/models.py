@@ -27,7 +27,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "src"), str(REPO)]
 
-from lookalike.embed.registry import MODELS, create_embedder  # noqa: E402
+from lookalike.embed import MODELS, create_embedder  # noqa: E402
 
 
 def pictures(n: int) -> list[Image.Image]:

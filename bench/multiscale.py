@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lookalike.decode import decode_image
 from lookalike.embed.effnet_lite0 import EffNetLite0
 from lookalike.evaluation.metrics import leave_one_out, read_groundtruth
+from lookalike.pictures import decode_image
 
 SETS = {"tango_icons": "group", "freeciv_flags": "group", "rltiles": "category"}
 

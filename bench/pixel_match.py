@@ -25,15 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike import pixel_match
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
-from lookalike.evaluation.retrieval import _ListedFiles
-from lookalike.indexing import Indexer
+from lookalike.evaluation.retrieval import ListedFiles
+from lookalike.ingest import Indexer
 from lookalike.library import Library
-from lookalike.search import Searcher
+from lookalike.search import Searcher, pixel_match
+from lookalike.search.verify import PIXEL_DEPTH
 from lookalike.tuning import learn_if_due
-from lookalike.verify import PIXEL_DEPTH
 
 
 @dataclass
@@ -52,7 +51,7 @@ def collect(dataset: Path, sample: int, seed: int) -> tuple[list[Query], dict, l
     )
     queries, seconds = [], []
     with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
-        Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
+        Indexer(library, progress=False).run([ListedFiles(dataset, indexed)])
         learn_if_due(library, progress=False)  # the ranking `lookalike eval --copies` learns
         searcher = Searcher(library)
         records = library.catalog.images(library.catalog.vector_ids())

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.decode import decode_image
-from lookalike.embed.registry import DEFAULT_MODEL, create_embedder
+from lookalike.embed import DEFAULT_MODEL, create_embedder
 from lookalike.evaluation.metrics import leave_one_out, read_groundtruth
+from lookalike.pictures import decode_image
 
 LABEL_OF = {  # which ground-truth column says "relevant" for each set
     "tango_icons": "group",

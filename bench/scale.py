@@ -32,7 +32,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from lookalike.index.faiss_index import RERANK_DEPTH, FaissIndex
+from lookalike.index import RERANK_DEPTH, FaissIndex
 
 OUT = Path(__file__).parent / "out"
 QUERIES = 500
@@ -43,9 +43,9 @@ QUERIES = 500
 
 def _copy_pixels(args):
     path, seed = args
-    from lookalike.decode import decode_image
     from lookalike.embed.effnet_lite0 import SquarePreprocessor
     from lookalike.evaluation.copies import TRANSFORMS, make_copy
+    from lookalike.pictures import decode_image
 
     rng = random.Random(seed)
     image = decode_image(Path(path).read_bytes()).image
@@ -57,8 +57,8 @@ def real_vectors(library: Path, n: int) -> np.ndarray:
     cache = OUT / "real-vectors.npy"
     if cache.exists() and len(np.load(cache, mmap_mode="r")) >= n:
         return np.load(cache)[:n]
-    from lookalike.catalog.store import Catalog
-    from lookalike.embed.registry import create_embedder
+    from lookalike.catalog import Catalog
+    from lookalike.embed import create_embedder
 
     catalog = Catalog(library / "catalog.sqlite3")
     base = np.concatenate([v for _, v in catalog.iter_vectors()])
@@ -108,9 +108,9 @@ def synthetic_vectors(real: np.ndarray, n: int, seed: int = 1) -> np.ndarray:
 
 
 def exact_top10(base: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    from lookalike.index.faiss_index import _exact_top
+    from lookalike.index.faiss_index import exact_top
 
-    return _exact_top(base, queries, 10)
+    return exact_top(base, queries, 10)
 
 
 # -- the embedded index -----------------------------------------------------------------------

@@ -31,7 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from ingest import SETS, make_flipped  # noqa: E402
 
-from lookalike.indexing import index_paths  # noqa: E402
+from lookalike.ingest import index_paths  # noqa: E402
 from lookalike.library import Library  # noqa: E402
 
 

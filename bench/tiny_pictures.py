@@ -25,16 +25,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lookalike import search, verify
-from lookalike.catalog.store import Catalog
-from lookalike.decode import decode_image
+from lookalike.catalog import Catalog, NewImage
 from lookalike.evaluation.copies import each_copy, split_for_copies
 from lookalike.evaluation.metrics import read_groundtruth
-from lookalike.evaluation.retrieval import _ListedFiles
+from lookalike.evaluation.retrieval import ListedFiles
 from lookalike.index import tiny
-from lookalike.indexing import Indexer
+from lookalike.ingest import Indexer
 from lookalike.library import Library
-from lookalike.search import TURN_PENALTY, Searcher
+from lookalike.pictures import decode_image
+from lookalike.search import candidates, verify
+from lookalike.search import searcher as search
+from lookalike.search.searcher import TURN_PENALTY, Searcher
 
 SIDES = (8, 12, 16)
 DEPTHS = (5, 10, 20, 30)  # tiny-picture candidates, for the union
@@ -54,7 +55,7 @@ def candidate_recall(library, searcher, records, copies, right_ids) -> None:
     found_by_vector, ranks = [], {side: [] for side in SIDES}
     for (_, data), right in zip(copies, right_ids):
         query = searcher.bytes_vector(data)
-        vectors = np.vstack([query.vector[None], searcher._turned_vectors(query.image)])
+        vectors = np.vstack([query.vector[None], searcher.turned_vectors(query.image)])
         scores, hits = library.index.search(vectors, VECTOR_DEPTH)
         scores[1:] -= TURN_PENALTY
         best: dict[int, float] = {}
@@ -80,7 +81,7 @@ def candidate_recall(library, searcher, records, copies, right_ids) -> None:
 
 def verified_search(searcher, copies, right_ids, variants) -> None:
     for depth, turns in variants:
-        tiny.TINY_DEPTH = depth
+        candidates.TINY_DEPTH = depth
         search.TURNED_MIN_SIDE = 0 if turns else 64  # 0: small queries searched turned too
         verify.candidate_pixels.clear()
         seconds, found = [], []
@@ -115,24 +116,26 @@ def scale(n: int) -> None:
         start = time.perf_counter()
         pictures.refresh(catalog)
         print(f"{n:,} tiny pictures: first load {time.perf_counter() - start:.2f} s")
-        catalog.put_image("new", 1, status="indexed", tiny=rows[0].tobytes())
+        catalog.put_image(NewImage("new", 1, status="indexed", tiny=rows[0].tobytes()))
         start = time.perf_counter()
         pictures.refresh(catalog)
         print(f"  one image added since: refresh {(time.perf_counter() - start) * 1000:.1f} ms")
         seconds = []
         for i in range(20):
             start = time.perf_counter()
-            pictures.search(catalog, rows[i].tobytes())
+            pictures.search(catalog, rows[i].tobytes(), candidates.TINY_DEPTH)
             seconds.append(time.perf_counter() - start)
         ms = np.array(seconds) * 1000
-        print(f"  search (8 symmetries, best {tiny.TINY_DEPTH}): p50 {np.percentile(ms, 50):.1f}"
+        print(f"  search (8 symmetries, best {candidates.TINY_DEPTH}): p50 {np.percentile(ms, 50):.1f}"
               f" ms, max {ms.max():.1f} ms")  # fmt: skip
         # The crop search's worst case: every image a 32 px tile that a 20 x 18 crop fits in.
         seconds = []
         for _ in range(20):
             crop = Image.fromarray(rng.integers(0, 256, size=(18, 20, 3), dtype=np.uint8))
             start = time.perf_counter()
-            pictures.search_within(catalog, crop)
+            pictures.search_within(
+                catalog, crop, candidates.CROP_DEPTH, offset_k=candidates.OFFSET_DEPTH
+            )
             seconds.append(time.perf_counter() - start)
         ms = np.array(seconds) * 1000
         print(f"  search_within (a 20 x 18 crop of 32 px tiles; CROP_BUDGET {tiny.CROP_BUDGET:,}): p50 "
@@ -181,7 +184,7 @@ def main() -> None:
         group_of_path = {str(dataset / r.path): r.group for r in rows}
         rng, _, indexed, originals = split_for_copies(rows, sample=args.sample, negatives=50, seed=args.seed)  # fmt: skip
         with tempfile.TemporaryDirectory() as tmp, Library.open(Path(tmp), write=True) as library:
-            Indexer(library, progress=False).run([_ListedFiles(dataset, indexed)])
+            Indexer(library, progress=False).run([ListedFiles(dataset, indexed)])
             searcher = Searcher(library)
             records = library.catalog.images(library.catalog.vector_ids())
             by_source = {p.source: i for i, r in records.items() for p in r.places}

@@ -20,11 +20,12 @@ import argparse
 import time
 from pathlib import Path
 
-from lookalike import tuning, variants
 from lookalike.evaluation.metrics import read_groundtruth
-from lookalike.evaluation.retrieval import _score, split_roles
-from lookalike.index import whitening
+from lookalike.evaluation.retrieval import score_queries, split_roles
 from lookalike.library import Library
+from lookalike.ranking import whitening
+from lookalike.tuning import tuner as tuning
+from lookalike.tuning import variants
 
 SETTINGS = [
     "none",
@@ -65,7 +66,7 @@ def main() -> None:
         with Library.open(args.library, write=True) as library:
             report = tuning.learn(library, progress=False)
             library.set_whitening(report.whitening)
-            scores = _score(library, dataset, gallery, queries, args.by, query_gallery)
+            scores = score_queries(library, dataset, gallery, queries, args.by, query_gallery)
         print(
             f"{setting:22s} variant pairs {report.variant_pairs:5d}  mAP@10 {scores.map_at_k:.3f}"
             f"  recall@1 {scores.recall_at_1:.3f}  recall@10 {scores.recall_at_k:.3f}"

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from lookalike.decode import decode_image, to_rgb
-from lookalike.embed.effnet_lite0 import EffNetLite0, trim_transparent
+from lookalike.embed.effnet_lite0 import EffNetLite0
 from lookalike.evaluation.metrics import leave_one_out, read_groundtruth
+from lookalike.pictures import decode_image, to_rgb, trim_transparent
 
 SETS = {
     "tango_icons": "group",

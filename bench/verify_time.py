@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lookalike.indexing import Indexer
+from lookalike.ingest import Indexer
 from lookalike.library import Library
 from lookalike.search import Searcher
-from lookalike.sources.folder import FolderSource
-from lookalike.verify import candidate_features
+from lookalike.search.verify import candidate_features
+from lookalike.sources import FolderSource
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.decode import decode_image
 from lookalike.embed.effnet_lite0 import EffNetLite0
 from lookalike.evaluation.metrics import (
     leave_one_out,
@@ -25,9 +24,10 @@ from lookalike.evaluation.metrics import (
     read_groundtruth,
     score_rankings,
 )
-from lookalike.index.whitening import learn_whitening, neighbour_pairs
-from lookalike.ranking import diffusion_order
-from lookalike.tuning import edited_views
+from lookalike.pictures import decode_image
+from lookalike.ranking import learn_whitening, neighbour_pairs
+from lookalike.ranking.diffusion import diffusion_order
+from lookalike.tuning.tuner import edited_views
 
 SETS = {"tango_icons": "group", "freeciv_flags": "group", "rltiles": "category"}
 

@@ -50,9 +50,9 @@ def make_icon(seed: int, size: int = 24) -> Image.Image:
 def index_icons(tmp_path: Path, count: int, *, first_seed: int, sizes, seed: int):
     """`count` icons (iconNN.png, sides drawn from `sizes`) in tmp_path/icons, indexed with the
     default model into tmp_path/library; returns (library root, icon folder)."""
-    from lookalike.indexing import Indexer
+    from lookalike.ingest import Indexer
     from lookalike.library import Library
-    from lookalike.sources.folder import FolderSource
+    from lookalike.sources import FolderSource
 
     folder = tmp_path / "icons"
     folder.mkdir()

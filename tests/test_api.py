@@ -301,8 +301,8 @@ def test_add_by_url_keeps_the_file_in_the_download_cache(client, tmp_path):
 def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeypatch):
     """A library filled through the API learns its ranking as `lookalike index` would: once
     it holds MIN_IMAGES, in the service's background thread, reading without the write lock."""
-    from lookalike import tuning
     from lookalike.library import WHITENING_FILE, Library
+    from lookalike.tuning import tuner as tuning
 
     service = client.app.state.service
     before = client.get("/api/v1/stats").json()["images"]
@@ -338,7 +338,7 @@ def test_a_library_of_recolours_added_through_the_api_is_told_so(client, monkeyp
     most pictures are palette swaps of one another (recolours.py)."""
     import logging
 
-    from lookalike import tuning
+    from lookalike.tuning import tuner as tuning
 
     from .test_recolours import sprite
 
@@ -364,9 +364,9 @@ def test_a_library_of_recolours_added_through_the_api_is_told_so(client, monkeyp
 def test_the_services_background_thread_learns_the_ranking_by_itself(
     run_cli, picture_folder, library_path, monkeypatch
 ):
-    from lookalike import tuning
     from lookalike.library import WHITENING_FILE
     from lookalike.server.service import LibraryService
+    from lookalike.tuning import tuner as tuning
 
     code, _, err = run_cli("index", picture_folder)
     assert code == 0, err

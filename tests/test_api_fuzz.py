@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from lookalike.indexing import index_paths
+from lookalike.ingest import index_paths
 from lookalike.library import Library
 from lookalike.server import ServerSettings, create_app
 

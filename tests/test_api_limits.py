@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from lookalike.indexing import index_paths
+from lookalike.ingest import index_paths
 from lookalike.library import Library
 from lookalike.server import ServerSettings, create_app
 
@@ -149,7 +149,7 @@ def test_without_a_configured_key_writes_are_off(indexed):
 
 
 def test_keys_are_compared_in_constant_time(indexed, monkeypatch):
-    import lookalike.server.api as api
+    import lookalike.server.routes.shared as api
 
     calls = []
 
@@ -191,8 +191,8 @@ def raw_get(base: str, path: str) -> tuple[int, bytes]:
         "/api/v1/images/1/thumbnail?size=../../../etc/passwd",
         "/static/../../../../etc/passwd",
         "/static/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-        "/static/..%2f..%2fapi.py",
-        "/static/%2e%2e%2fapi.py",
+        "/static/..%2f..%2fserver%2fapp.py",
+        "/static/%2e%2e%2fapp.py",
         "/static//etc/passwd",
         "/static/index.html%00.py",
     ],
@@ -200,7 +200,7 @@ def raw_get(base: str, path: str) -> tuple[int, bytes]:
 def test_no_path_traversal(shared, path):
     status, body = raw_get(shared, path)
     assert status in (400, 404, 422), (status, body[:200])
-    assert b"root:" not in body and b"def build_router" not in body
+    assert b"root:" not in body and b"def create_app" not in body
 
 
 @pytest.mark.parametrize(

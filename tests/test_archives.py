@@ -11,7 +11,7 @@ from pathlib import Path
 import libarchive
 import pytest
 
-from lookalike.catalog.records import Place
+from lookalike.catalog import Place
 from lookalike.sources.archives import (
     ArchiveBombError,
     ArchiveError,

@@ -7,9 +7,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from lookalike.catalog.records import Place
+from lookalike.catalog import Catalog, NewImage, Place
 from lookalike.catalog.schema import SCHEMA_VERSION, SchemaError
-from lookalike.catalog.store import Catalog
 
 
 @pytest.fixture
@@ -35,8 +34,8 @@ def test_a_catalog_from_a_newer_lookalike_is_refused(tmp_path):
 
 def test_same_bytes_at_two_places_are_one_image_with_both_places(catalog):
     with catalog.transaction():
-        image_id = catalog.put_image("ab" * 32, 10, status="decoded", width=4, height=3)
-        again = catalog.put_image("ab" * 32, 10, status="decoded", width=4, height=3)
+        image_id = catalog.put_image(NewImage("ab" * 32, 10, status="decoded", width=4, height=3))
+        again = catalog.put_image(NewImage("ab" * 32, 10, status="decoded", width=4, height=3))
         catalog.put_place(image_id, Place("/a/one.png"), 10, 1)
         catalog.put_place(image_id, Place("/b/archive.zip", member="x/two.png", title="Two"), 10, 2)
     assert again == image_id
@@ -48,7 +47,7 @@ def test_same_bytes_at_two_places_are_one_image_with_both_places(catalog):
 def test_urls_are_stored_exactly_as_given(catalog):
     url = "https://example.org/files/My Sprite (1) é.png"
     with catalog.transaction():
-        image_id = catalog.put_image("cd" * 32, 1, status="failed", error="decode: x")
+        image_id = catalog.put_image(NewImage("cd" * 32, 1, status="failed", error="decode: x"))
         catalog.put_place(
             image_id, Place(url, page_url="https://example.org/content/my-sprite"), None, None
         )
@@ -58,7 +57,7 @@ def test_urls_are_stored_exactly_as_given(catalog):
 def test_vectors_round_trip_at_half_precision(catalog):
     vectors = np.random.default_rng(0).normal(size=(3, 8)).astype(np.float32)
     with catalog.transaction():
-        ids = [catalog.put_image(f"{i:064x}", 1, status="decoded") for i in range(3)]
+        ids = [catalog.put_image(NewImage(f"{i:064x}", 1, status="decoded")) for i in range(3)]
         catalog.store_vectors(ids, vectors, "model@1")
     got_ids, got = catalog.vectors(reversed(ids))
     assert list(got_ids) == list(reversed(ids))
@@ -73,7 +72,7 @@ def test_details_are_kept_beside_the_vectors(catalog):
     rng = np.random.default_rng(1)
     vectors, details = rng.normal(size=(3, 8)), rng.normal(size=(3, 5))
     with catalog.transaction():
-        ids = [catalog.put_image(f"{i:064x}", 1, status="decoded") for i in range(4)]
+        ids = [catalog.put_image(NewImage(f"{i:064x}", 1, status="decoded")) for i in range(4)]
         catalog.store_vectors(ids[:3], vectors, "model@1", details)
         catalog.store_vectors(ids[3:], vectors[:1], "model@1")  # a model without details
     having, got = catalog.details([ids[3], ids[2], ids[0]], 5)
@@ -88,7 +87,7 @@ def test_details_are_kept_beside_the_vectors(catalog):
 
 def test_deleting_an_image_deletes_its_places_and_vector(catalog):
     with catalog.transaction():
-        image_id = catalog.put_image("ef" * 32, 1, status="decoded")
+        image_id = catalog.put_image(NewImage("ef" * 32, 1, status="decoded"))
         catalog.put_place(image_id, Place("/x.png"), 1, 1)
         catalog.store_vectors([image_id], np.ones((1, 4), np.float32), "m@1")
         catalog.delete_images([image_id])
@@ -98,15 +97,15 @@ def test_deleting_an_image_deletes_its_places_and_vector(catalog):
 
 def test_orphans_are_images_without_places(catalog):
     with catalog.transaction():
-        kept = catalog.put_image("01" * 32, 1, status="decoded")
-        orphan = catalog.put_image("02" * 32, 1, status="decoded")
+        kept = catalog.put_image(NewImage("01" * 32, 1, status="decoded"))
+        orphan = catalog.put_image(NewImage("02" * 32, 1, status="decoded"))
         catalog.put_place(kept, Place("/kept.png"), 1, 1)
     assert catalog.orphan_ids() == [orphan]
 
 
 def test_file_places_under_a_folder_match_whole_path_components(catalog):
     with catalog.transaction():
-        image_id = catalog.put_image("03" * 32, 1, status="decoded")
+        image_id = catalog.put_image(NewImage("03" * 32, 1, status="decoded"))
         for path in ("/data/art/a.png", "/data/art/sub/b.png", "/data/artwork/c.png"):
             catalog.put_place(image_id, Place(path), 1, 1)
     found = sorted(source for _, source in catalog.file_places_under("/data/art"))

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.index.faiss_index import FaissIndex
+from lookalike.index import FaissIndex
 from lookalike.library import Library
 from lookalike.search import Searcher
 

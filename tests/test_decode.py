@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.decode import BACKGROUND_RGB, DecodeError, decode_image, sniff_format
+from lookalike.pictures.decode import BACKGROUND_RGB, DecodeError, decode_image, sniff_format
 
 from .conftest import make_picture
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.decode import decode_image
+from lookalike.embed import create_embedder
 from lookalike.embed.effnet_lite0 import WEIGHTS, EffNetLite0, SquarePreprocessor
-from lookalike.embed.registry import create_embedder
+from lookalike.pictures import decode_image
 
 from .conftest import REPO, make_picture
 

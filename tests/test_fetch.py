@@ -10,13 +10,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from lookalike.sources.http import (
-    BlockedAddressError,
-    Fetcher,
-    FetchError,
-    FetchPolicy,
-    display_url,
-)
+from lookalike.catalog import display_url
+from lookalike.sources.http import BlockedAddressError, Fetcher, FetchError, FetchPolicy
 from lookalike.sources.urls import cache_name
 
 from .fake_site import FILES, FakeSite, png

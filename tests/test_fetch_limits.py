@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from lookalike.server import ServerSettings, create_app
-from lookalike.sources.http import Fetcher, FetchError, FetchPolicy
+from lookalike.sources import Fetcher, FetchError, FetchPolicy
 
 from .fake_site import png
 

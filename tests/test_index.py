@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lookalike.index.faiss_index import RERANK_DEPTH, FaissIndex
+from lookalike.index import RERANK_DEPTH, FaissIndex
 
 
 def unit_vectors(n: int, dim: int, seed: int = 0, clusters: int = 50) -> np.ndarray:

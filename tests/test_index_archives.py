@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lookalike.catalog.records import Place
-from lookalike.indexing import index_paths
+from lookalike.catalog import Place
+from lookalike.ingest import index_paths
 from lookalike.library import Library
-from lookalike.sources.archives import ArchiveLimits
+from lookalike.sources import ArchiveLimits
 
 from .archive_makers import make_7z, make_rar, make_zip
 from .test_archives import png
@@ -117,8 +117,8 @@ def test_a_bomb_fails_its_archive_and_the_run_goes_on(tmp_path, library_path):
 
 def test_member_places_keep_the_archive_metadata(tmp_path, library_path):
     """Archives found by crawls carry page metadata; their members inherit it."""
-    from lookalike.indexing import Indexer
-    from lookalike.sources.base import ArchiveFile, Source
+    from lookalike.ingest import Indexer
+    from lookalike.sources import ArchiveFile, Source
 
     path = tmp_path / "pack.zip"
     path.write_bytes(make_zip({"a.png": png(1)}))

@@ -149,7 +149,8 @@ def test_the_scan_goes_on_when_workers_finish_everything_in_flight(
     go on to the end: it once stopped there, silently. A delayed `wait` forces that timing."""
     import time
 
-    from lookalike import decode_workers, indexing
+    from lookalike.ingest import pipeline as indexing
+    from lookalike.ingest import workers as decode_workers
 
     real_wait = decode_workers.wait
 

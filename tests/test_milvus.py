@@ -13,13 +13,15 @@ import pytest
 
 pytest.importorskip("milvus_lite")
 
-from lookalike.catalog.records import Place  # noqa: E402
-from lookalike.index.stores import StoreConfig  # noqa: E402
-from lookalike.indexing import Indexer  # noqa: E402
+from lookalike.catalog import Filters, NewImage, Place
+from lookalike.index import StoreConfig  # noqa: E402
+from lookalike.ingest import Indexer  # noqa: E402
 from lookalike.library import Library  # noqa: E402
-from lookalike.search import Filters, Searcher  # noqa: E402
-from lookalike.sources.base import Source  # noqa: E402
-from lookalike.sources.folder import FileItem  # noqa: E402
+from lookalike.search import Searcher  # noqa: E402
+from lookalike.sources import (
+    FileItem,  # noqa: E402
+    Source,  # noqa: E402
+)
 
 from .conftest import save_picture  # noqa: E402
 
@@ -88,7 +90,9 @@ def test_a_crash_between_catalog_and_milvus_is_replayed(
         assert milvus_ids(library) == {1, 2, 3}
         # 1. committed to the catalog, then "crashed" before Milvus heard of it
         with library.catalog.transaction():
-            new = library.catalog.put_image("f" * 64, 10, status="decoded", width=8, height=8)
+            new = library.catalog.put_image(
+                NewImage("f" * 64, 10, status="decoded", width=8, height=8)
+            )
             library.catalog.put_place(new, Place("/x/new.png"), 10, 1)
             library.catalog.store_vectors([new], np.ones((1, 1280), np.float32) / 1280**0.5, "m@1")
         # 2. deleted from the catalog, then "crashed" before Milvus deleted it

@@ -14,8 +14,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from lookalike.embed.base import ModelUnavailableError, TextNotSupportedError
-from lookalike.embed.registry import MODELS, create_embedder
+from lookalike.embed import MODELS, ModelUnavailableError, TextNotSupportedError, create_embedder
 
 from .conftest import make_picture
 from .model_weights import TORCH_MODELS

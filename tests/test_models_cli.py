@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from lookalike.catalog.staging import staged_ids
-from lookalike.embed.registry import MODELS, create_embedder
+from lookalike.catalog import staged_ids
+from lookalike.embed import MODELS, create_embedder
+from lookalike.ingest import reembed
 from lookalike.library import Library
-from lookalike.query_terms import ExpressionError, Term, parse_expression
-from lookalike.reembed import reembed
+from lookalike.search.expressions import ExpressionError, Term, parse_expression
 from lookalike.server import ServerSettings, create_app
 
 from .archive_makers import make_zip

@@ -10,10 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from lookalike import pixel_match
 from lookalike.library import Library
-from lookalike.search import Searcher
-from lookalike.verify import KEYPOINT_DEPTH, PIXEL_DEPTH, candidate_pixels, verification_depth
+from lookalike.search import Searcher, pixel_match
+from lookalike.search.verify import (
+    KEYPOINT_DEPTH,
+    PIXEL_DEPTH,
+    candidate_pixels,
+    verification_depth,
+)
 
 from .conftest import index_icons, make_icon, make_picture
 

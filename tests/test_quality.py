@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
-from lookalike.catalog.schema import STORED_FORM_HASHES
-from lookalike.decode import BACKGROUND_RGB, decode_image, to_rgb, turn_hue
+from lookalike.catalog import STORED_FORM_HASHES
+from lookalike.embed import create_embedder
 from lookalike.embed.effnet_lite0 import SquarePreprocessor, colour_summary
-from lookalike.embed.registry import create_embedder
+from lookalike.evaluation import evaluate_retrieval
 from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
 from lookalike.evaluation.copy_truth import palette_swap, recolour_key
-from lookalike.evaluation.retrieval import evaluate_retrieval
 from lookalike.library import Library
-from lookalike.search import TURN_PENALTY, Searcher
-from lookalike.verify import candidate_features
+from lookalike.pictures.decode import BACKGROUND_RGB, decode_image, to_rgb, turn_hue
+from lookalike.search.searcher import TURN_PENALTY, Searcher
+from lookalike.search.verify import candidate_features
 
 from .conftest import REPO, make_picture
 

@@ -10,17 +10,11 @@ import pytest
 from PIL import Image
 
 from lookalike.cli import main as cli_main
-from lookalike.decode import decode_image
-from lookalike.library import Library
-from lookalike.recolours import (
-    RECOLOUR_SHARE,
-    RecolourCount,
-    library_share,
-    palette_key,
-    recolour_blind_model,
-    share_of_recolours,
-)
+from lookalike.library import Library, library_share
+from lookalike.pictures import decode_image
+from lookalike.pictures.palettes import RecolourCount, palette_key, share_of_recolours
 from lookalike.search import Searcher
+from lookalike.tuning import RECOLOUR_SHARE, recolour_blind_model
 
 
 def sprite(seed: int, palette_seed: int, size=(24, 24), colours: int = 5) -> Image.Image:
@@ -214,7 +208,7 @@ def test_odd_and_broken_pictures_get_no_key_or_a_clear_error():
     """The key is worked out inside decode's guarded block: 16-bit, float, 1-bit and CMYK
     pictures decode with a key or none, never an error of the key's own; a truncated file is
     the same DecodeError as without keys."""
-    from lookalike.decode import DecodeError
+    from lookalike.pictures import DecodeError
 
     grey16 = Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7)
     assert grey16.mode == "I;16"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lookalike.catalog.web import DownloadLog
+from lookalike.catalog import DownloadLog
 from lookalike.library import Library
+from lookalike.pictures import Box, find_tiles, split_member
 from lookalike.search import Searcher
-from lookalike.sources.locate import read_image_bytes
-from lookalike.tiles import Box, find_tiles, split_member
+from lookalike.sources import read_image_bytes
 
 from .conftest import make_picture
 

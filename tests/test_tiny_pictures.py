@@ -12,16 +12,15 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image, ImageOps
 
-from lookalike import pixel_match, verify
-from lookalike.catalog.store import Catalog
-from lookalike.decode import strip_frame
+from lookalike.catalog import Catalog, Filters, NewImage
 from lookalike.index import tiny
-from lookalike.index.tiny import TinyPictures, symmetries, tiny_picture
-from lookalike.indexing import Indexer
+from lookalike.index.tiny import TinyPictures, symmetries
+from lookalike.ingest import Indexer
 from lookalike.library import Library
-from lookalike.search import Filters, Searcher
+from lookalike.pictures import hue_turned, strip_frame, tiny_picture
+from lookalike.search import Searcher, candidates, pixel_match, verify
 from lookalike.server import ServerSettings, create_app
-from lookalike.sources.folder import FolderSource
+from lookalike.sources import FolderSource
 
 from .conftest import index_icons, make_icon
 
@@ -84,11 +83,13 @@ def test_tiny_pictures_follow_the_catalog(tmp_path):
     pictures = [make_icon(seed) for seed in range(10, 16)]
 
     def add(i):
-        return catalog.put_image(f"sha{i}", 1, status="indexed", tiny=tiny_picture(pictures[i]))
+        return catalog.put_image(
+            NewImage(f"sha{i}", 1, status="indexed", tiny=tiny_picture(pictures[i]))
+        )
 
     ids = [add(i) for i in range(3)]
-    catalog.put_image("broken", 1, status="failed", error="decode: corrupt")
-    catalog.put_image("damaged", 1, status="indexed", tiny=b"too short")  # skipped
+    catalog.put_image(NewImage("broken", 1, status="failed", error="decode: corrupt"))
+    catalog.put_image(NewImage("damaged", 1, status="indexed", tiny=b"too short"))  # skipped
     found = TinyPictures()
     assert found.search(catalog, tiny_picture(pictures[1]), 1) == [(ids[1], pytest.approx(1, abs=1e-3))]  # fmt: skip
     assert len(found) == 3
@@ -120,7 +121,7 @@ def test_copies_the_vector_search_ranks_low_are_found_by_their_tiny_pictures(
     root, folder = icon_library
     monkeypatch.setattr(verify, "PIXEL_DEPTH", 1)
     found = {10: 0, 0: 0}  # with tiny pictures (and CROP_DEPTH), without
-    misses, depths = 0, (tiny.CROP_DEPTH, tiny.OFFSET_DEPTH, tiny.HUE_DEPTH)
+    misses, depths = 0, (candidates.CROP_DEPTH, candidates.OFFSET_DEPTH, candidates.HUE_DEPTH)
     with Library.open(root) as library:
         searcher = Searcher(library)
         for i in range(60):
@@ -134,9 +135,9 @@ def test_copies_the_vector_search_ranks_low_are_found_by_their_tiny_pictures(
                 continue  # the vector search ranks this one first itself
             misses += 1
             for depth in found:
-                monkeypatch.setattr(tiny, "TINY_DEPTH", depth)
+                monkeypatch.setattr(candidates, "TINY_DEPTH", depth)
                 for name_of, value in zip(("CROP_DEPTH", "OFFSET_DEPTH", "HUE_DEPTH"), depths):
-                    monkeypatch.setattr(tiny, name_of, depth and value)
+                    monkeypatch.setattr(candidates, name_of, depth and value)
                 top = searcher.search_vector(query, 5, collapse=False, verify=True)[0]
                 if top.record.first_place.source.endswith(name):
                     assert top.verification.method == "pixels"  # ranked first by its pixels
@@ -193,15 +194,15 @@ def test_a_large_query_gets_small_candidates_from_tiny_pictures(icon_library, mo
             copy.save(buf, "PNG")
             query = searcher.bytes_vector(buf.getvalue())
             assert verify.verification_depth(library, query) == 1
-            monkeypatch.setattr(tiny, "TINY_DEPTH", 10)
-            extra = verify.tiny_candidates(library, query, set())
+            monkeypatch.setattr(candidates, "TINY_DEPTH", 10)
+            extra = candidates.tiny_candidates(library, query, set())
             records = library.catalog.images(extra)
             assert extra and all(min(records[j].width, records[j].height) < 64 for j in extra)
             if searcher.search_vector(query, 1, collapse=False)[0].record.first_place.source.endswith(name):  # fmt: skip
                 continue
             misses += 1
             for depth in found:
-                monkeypatch.setattr(tiny, "TINY_DEPTH", depth)
+                monkeypatch.setattr(candidates, "TINY_DEPTH", depth)
                 top = searcher.search_vector(query, 5, collapse=False, verify=True)[0]
                 if top.record.first_place.source.endswith(name):
                     assert top.verification.method == "pixels"
@@ -242,18 +243,18 @@ def test_an_indexed_image_as_query_uses_its_stored_tiny_picture(icon_library, mo
     a crop of larger images, nor with its hue turned, as an uploaded picture is: a verified
     search reads them, next test.)"""
     root, folder = icon_library
-    monkeypatch.setattr(tiny, "CROP_DEPTH", 0)
-    monkeypatch.setattr(tiny, "OFFSET_DEPTH", 0)
-    monkeypatch.setattr(tiny, "HUE_DEPTH", 0)
+    monkeypatch.setattr(candidates, "CROP_DEPTH", 0)
+    monkeypatch.setattr(candidates, "OFFSET_DEPTH", 0)
+    monkeypatch.setattr(candidates, "HUE_DEPTH", 0)
     with Library.open(root) as library:
         searcher = Searcher(library)
         by_bytes = searcher.bytes_vector((folder / "icon07.png").read_bytes())
         image_id = searcher.search_vector(by_bytes, 1, collapse=False)[0].id
         by_id = searcher.id_vector(image_id)
         assert by_id.image is None
-        from_file = verify.tiny_candidates(library, by_bytes, set(), exclude=image_id)
-        from_catalog = verify.tiny_candidates(library, by_id, set(), exclude=image_id)
-    assert from_catalog == from_file and len(from_catalog) == tiny.TINY_DEPTH
+        from_file = candidates.tiny_candidates(library, by_bytes, set(), exclude=image_id)
+        from_catalog = candidates.tiny_candidates(library, by_id, set(), exclude=image_id)
+    assert from_catalog == from_file and len(from_catalog) == candidates.TINY_DEPTH
     assert image_id not in from_catalog
 
 
@@ -344,12 +345,22 @@ def test_a_crop_finds_the_pictures_it_may_be_part_of(icon_library):
 
         for name, crop in crops_of(folder, random.Random(5)):
             crops += 1
-            within += among_best(name, pictures.search_within(catalog, crop, tiny.CROP_DEPTH))
-            whole += among_best(name, pictures.search(catalog, tiny_picture(crop), tiny.CROP_DEPTH))
+            within += among_best(
+                name,
+                pictures.search_within(
+                    catalog, crop, candidates.CROP_DEPTH, offset_k=candidates.OFFSET_DEPTH
+                ),
+            )
+            whole += among_best(
+                name, pictures.search(catalog, tiny_picture(crop), candidates.CROP_DEPTH)
+            )
             # turned, it is found through the symmetries
             turned_crop = crop.transpose(Image.Transpose.ROTATE_90)
             turned += among_best(
-                name, pictures.search_within(catalog, turned_crop, tiny.CROP_DEPTH)
+                name,
+                pictures.search_within(
+                    catalog, turned_crop, candidates.CROP_DEPTH, offset_k=candidates.OFFSET_DEPTH
+                ),
             )
     assert crops >= 15
     assert within >= 0.8 * crops and turned >= 0.8 * crops, (within, turned, crops)
@@ -383,13 +394,13 @@ def test_a_hue_shifted_copy_is_found_with_its_hue_turned(icon_library):
         for path in paths:
             copy = hue_shifted(Image.open(path).convert("RGB"), rng.randint(90, 270))
             plain = pictures.search(catalog, tiny_picture(copy), 1)
-            turned = pictures.search_as_is(catalog, tiny.hue_turned(copy), 1)
+            turned = pictures.search_as_is(catalog, hue_turned(copy), 1)
             found["as it is"] += names[plain[0][0]] == path.name
             found["hue turned"] += names[turned[0][0]] == path.name
     # measured: 60 of 60 with the hue turned, 32 as it is
     assert found["hue turned"] >= 0.9 * len(paths), found
     assert found["as it is"] <= found["hue turned"] - 0.1 * len(paths), found
-    assert tiny.hue_turned(Image.open(paths[0]).convert("L")) == []
+    assert hue_turned(Image.open(paths[0]).convert("L")) == []
 
 
 def test_crops_off_the_cells_are_found_at_sub_cell_phases(tmp_path, monkeypatch):
@@ -400,9 +411,11 @@ def test_crops_off_the_cells_are_found_at_sub_cell_phases(tmp_path, monkeypatch)
     tiles = [detailed_tile(rng) for _ in range(80)]
     catalog = Catalog(tmp_path / "catalog.sqlite3")
     ids = [
-        catalog.put_image(f"{n:064x}", 1, status="indexed", width=32, height=32, tiny=tiny_picture(t))
+        catalog.put_image(
+            NewImage(f"{n:064x}", 1, status="indexed", width=32, height=32, tiny=tiny_picture(t))
+        )
         for n, t in enumerate(tiles)
-    ]  # fmt: skip
+    ]
     crops = []
     for n, tile in enumerate(tiles):
         w, h = (int(v) for v in rng.integers(16, 25, size=2))
@@ -456,9 +469,9 @@ def test_verified_search_finds_crops_and_framed_copies(icon_library, monkeypatch
             for way in found:
                 with monkeypatch.context() as m:
                     if way == "without":
-                        m.setattr(tiny, "CROP_DEPTH", 0)
-                        m.setattr(tiny, "OFFSET_DEPTH", 0)
-                        m.setattr(verify, "strip_frame", lambda image: None)
+                        m.setattr(candidates, "CROP_DEPTH", 0)
+                        m.setattr(candidates, "OFFSET_DEPTH", 0)
+                        m.setattr(candidates, "strip_frame", lambda image: None)
                     top = searcher.search_vector(query, 1, collapse=False, verify=True)[0]
                 found[way] += top.record.first_place.source.endswith(name)
     # measured: crops 10 of 10 with, 7 without; borders 19 of 19 with, 9 without
@@ -520,7 +533,7 @@ def test_the_crop_search_narrows_in_large_libraries(icon_library, monkeypatch):
         monkeypatch.setattr(tiny, "CROP_BUDGET", fitting)  # only as it is
         assert found(crop) and not found(mirrored)
         monkeypatch.setattr(tiny, "CROP_BUDGET", fitting - 1)
-        assert pictures.search_within(catalog, crop, 60) == []
+        assert pictures.search_within(catalog, crop, 60, offset_k=candidates.OFFSET_DEPTH) == []
 
 
 def test_degenerate_queries_find_no_crops(icon_library):
@@ -533,5 +546,10 @@ def test_degenerate_queries_find_no_crops(icon_library):
             Image.new("RGB", (1, 1), (255, 0, 0)),
             make_icon(9, 40),
         ):
-            assert pictures.search_within(catalog, picture) == []
+            assert (
+                pictures.search_within(
+                    catalog, picture, candidates.CROP_DEPTH, offset_k=candidates.OFFSET_DEPTH
+                )
+                == []
+            )
         assert strip_frame(Image.new("RGB", (1, 1), (0, 0, 0))) is None

@@ -9,12 +9,12 @@ import random
 import numpy as np
 from PIL import Image
 
-from lookalike import tuning
-from lookalike.index.whitening import MIN_VARIANT_PAIRS, learn_whitening
-from lookalike.indexing import Indexer
+from lookalike.ingest import Indexer
 from lookalike.library import Library
-from lookalike.sources.folder import FolderSource
-from lookalike.variants import MAX_AREA, same_share, variant_pairs, variant_pixels
+from lookalike.ranking import MIN_VARIANT_PAIRS, learn_whitening
+from lookalike.sources import FolderSource
+from lookalike.tuning import tuner as tuning
+from lookalike.tuning.variants import MAX_AREA, same_share, variant_pairs, variant_pixels
 
 
 def _pixel_art(seed: int, side: int = 16) -> Image.Image:

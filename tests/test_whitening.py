@@ -8,19 +8,19 @@ import logging
 import numpy as np
 import pytest
 
-from lookalike import tuning
 from lookalike.cli import main as cli_main
-from lookalike.hits import COPY_THRESHOLD
-from lookalike.index.whitening import (
+from lookalike.library import WHITENING_FILE, Library
+from lookalike.ranking.diffusion import diffusion_order, diffusion_weights, rank_whitened
+from lookalike.ranking.whitening import (
     NEIGHBOUR_WEIGHT,
     Whitening,
     WhiteningError,
     learn_whitening,
     neighbour_pairs,
 )
-from lookalike.library import WHITENING_FILE, Library
-from lookalike.ranking import diffusion_order, diffusion_weights, rank_whitened
 from lookalike.search import QueryVector, Searcher
+from lookalike.search.hits import COPY_THRESHOLD
+from lookalike.tuning import tuner as tuning
 
 from .conftest import index_icons
 
@@ -267,17 +267,23 @@ def test_tune_learns_from_the_library_and_search_ranks_by_it(icon_library, tmp_p
         assert hits[0].tier == "copy" and hits[0].cosine >= 0.98
         # ...even where its score under the whitening is the lowest of the candidates
         candidates = [(h.id, 0.5) for h in hits]
-        ranked = dict(rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD))
+        ranked = dict(
+            rank_whitened(library.catalog, whitening, query.vector, candidates, COPY_THRESHOLD)
+        )
         weakest = min(ranked, key=ranked.get)
         candidates = [(i, 0.99 if i == weakest else s) for i, s in candidates]
-        reranked = rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD)
+        reranked = rank_whitened(
+            library.catalog, whitening, query.vector, candidates, COPY_THRESHOLD
+        )
         assert reranked[0] == (weakest, ranked[weakest])
         # the others as they were ranked (by diffusion) without it
         assert [i for i, _ in reranked[1:]] == [i for i in ranked if i != weakest]
         # several copies: among them, the order under the whitening, not cosine's
         second = max((i for i in ranked if i != weakest), key=ranked.get)
         candidates = [(i, 0.995 if i == weakest else 0.99 if i == second else s) for i, s in candidates]  # fmt: skip
-        reranked = rank_whitened(library, whitening, query.vector, candidates, COPY_THRESHOLD)
+        reranked = rank_whitened(
+            library.catalog, whitening, query.vector, candidates, COPY_THRESHOLD
+        )
         assert [i for i, _ in reranked[:2]] == [second, weakest]
         # text or mixed queries (picture=False) keep plain cosine similarity
         plain = searcher.search_vector(QueryVector(query.vector, picture=False), 5, collapse=False)
@@ -426,7 +432,7 @@ def test_a_large_library_learns_from_a_sample_of_its_vectors(icon_library, tmp_p
 def test_check_warns_of_an_unusable_ranking_and_repair_learns_it(
     icon_library, tmp_path, monkeypatch
 ):
-    from lookalike.check import check_library
+    from lookalike.upkeep import check_library
 
     root, _, _ = icon_library
     import shutil
@@ -502,8 +508,8 @@ def test_the_ranking_learned_depends_on_the_images_not_on_the_order_they_were_in
 ):
     """Ids follow the order in which images were decoded, which varies between runs: the same
     images indexed in another order (other ids) learn the same ranking from the same sample."""
-    from lookalike.indexing import Indexer
-    from lookalike.sources.folder import FolderSource
+    from lookalike.ingest import Indexer
+    from lookalike.sources import FolderSource
 
     root, folder, _ = icon_library
     halves = [tmp_path / "second", tmp_path / "first"]

@@ -1,4 +1,5 @@
-"""Plain records the catalog stores and returns: where an image was found, and the image."""
+"""Plain records the catalog stores and returns: where an image was found, the image, and a
+new image row to write."""
 
 from __future__ import annotations
 
@@ -37,6 +38,28 @@ class Place:
 
 
 @dataclass(frozen=True)
+class NewImage:
+    """An image row to write (`Catalog.put_image`): the identity of its bytes, what decoding
+    found, or, with status 'failed', why it could not be decoded.
+
+    `tiny` is its tiny picture (index/tiny.py) and `palette_key` its palette signature
+    (pictures/palettes.py); None keeps what the row already has.
+    """
+
+    sha256: str
+    byte_size: int
+    status: str
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    frames: int | None = None
+    error: str | None = None
+    pixel_hash: str | None = None
+    tiny: bytes | None = None
+    palette_key: str | None = None
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     id: int
     sha256: str
@@ -64,3 +87,19 @@ def display_url(url: str) -> str:
     """
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, unquote(parts.path), unquote(parts.query), ""))
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Structured conditions, applied inside the vector search (FAISS id selector), so that a
+    narrow filter still returns k results rather than the few of the top k that pass."""
+
+    licence: str | None = None  # substring, any case: "cc0", "CC-BY"
+    author: str | None = None  # substring, any case
+    site: str | None = None  # substring of the source or page URL: "opengameart.org"
+    format: str | None = None  # "PNG", "JPEG", ...
+    min_width: int | None = None
+    min_height: int | None = None
+
+    def active(self) -> bool:
+        return any(v not in (None, "") for v in vars(self).values())

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .health import CatalogHealth
 from .queries import CatalogQueries
-from .records import ImageRecord, Place
+from .records import ImageRecord, NewImage, Place
 from .schema import STORED_FORM_HASHES, migrate
 from .vectors import CatalogVectors, vector_rows
 
@@ -30,7 +31,7 @@ from .vectors import CatalogVectors, vector_rows
 DONE_STATUSES = ("embedded", "indexed", "failed")
 
 
-class Catalog(CatalogVectors, CatalogQueries):
+class Catalog(CatalogVectors, CatalogQueries, CatalogHealth):
     def __init__(
         self, path: Path, *, readonly: bool = False, any_thread: bool = False, upgrade: bool = True
     ):
@@ -66,6 +67,24 @@ class Catalog(CatalogVectors, CatalogQueries):
             raise
         self.conn.execute("COMMIT")
 
+    # A writer whose transaction spans many calls (the indexing pipeline's batches) opens and
+    # closes it itself; `transaction()` is for one block.
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """ROLLBACK the open transaction; nothing when none is open."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def data_version(self) -> int:
+        """SQLite's data_version: it changes when another connection commits."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
     # -- meta ---------------------------------------------------------------------------------
 
     def get_meta(self, key: str) -> str | None:
@@ -95,24 +114,10 @@ class Catalog(CatalogVectors, CatalogQueries):
             "SELECT id, status FROM images WHERE sha256 = ?", (sha256,)
         ).fetchone()
 
-    def put_image(
-        self,
-        sha256: str,
-        byte_size: int,
-        *,
-        status: str,
-        width: int | None = None,
-        height: int | None = None,
-        format: str | None = None,
-        frames: int | None = None,
-        error: str | None = None,
-        pixel_hash: str | None = None,
-        tiny: bytes | None = None,
-        palette_key: str | None = None,
-    ) -> int:
-        """Insert the image with these bytes, or update its row; return its id. `tiny`: its
-        tiny picture (index/tiny.py); `palette_key`: recolours.palette_signature's."""
+    def put_image(self, image: NewImage) -> int:
+        """Insert the image with these bytes, or update its row; return its id."""
         now = time.time()
+        i = image
         row = self.conn.execute(
             "INSERT INTO images (sha256, byte_size, width, height, format, frames, status, error,"
             " pixel_hash, tiny, palette_key, created_at, updated_at)"
@@ -123,8 +128,8 @@ class Catalog(CatalogVectors, CatalogQueries):
             " tiny = COALESCE(excluded.tiny, tiny),"
             " palette_key = COALESCE(excluded.palette_key, palette_key),"
             " updated_at = excluded.updated_at RETURNING id",
-            (sha256, byte_size, width, height, format, frames, status, error, pixel_hash, tiny,
-             palette_key, now, now),
+            (i.sha256, i.byte_size, i.width, i.height, i.format, i.frames, i.status, i.error,
+             i.pixel_hash, i.tiny, i.palette_key, now, now),
         ).fetchone()  # fmt: skip
         return row[0]
 
@@ -339,6 +344,16 @@ class Catalog(CatalogVectors, CatalogQueries):
         return dict(
             self.conn.execute(
                 "SELECT member, id FROM places WHERE source = ? AND member != ''", (source,)
+            )
+        )
+
+    def archive_order(self) -> dict[int, str]:
+        """image id -> its first place inside an archive, as source, NUL, member (so that ids
+        sort archive by archive, member by member), for every image found in one."""
+        return dict(
+            self.conn.execute(
+                "SELECT image_id, min(source || char(0) || member) FROM places "
+                "WHERE member != '' GROUP BY image_id"
             )
         )
 

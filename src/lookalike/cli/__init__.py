@@ -9,11 +9,11 @@ from pathlib import Path
 
 import click
 
-from .. import __version__
-from ..embed.base import ModelUnavailableError, TextNotSupportedError
-from ..index.base import StoreError
-from ..index.stores import StoreConfig
-from ..library import LibraryError
+from lookalike import __version__
+from lookalike.embed import ModelUnavailableError, TextNotSupportedError
+from lookalike.index import StoreConfig, StoreError
+from lookalike.library import LibraryError
+
 from .catalog_cmds import export_cmd, stats_cmd
 from .check_cmd import check_cmd
 from .crawl_cmds import crawl_cmd

@@ -9,41 +9,12 @@ from pathlib import Path
 
 import click
 
-from ..library import Library
-from ..recolours import library_share
+from lookalike.library import Library, library_stats
 
 EXPORT_COLUMNS = [
     "id", "sha256", "byte_size", "width", "height", "format", "status", "error", "model",
     "source", "member", "page_url", "title", "author", "licence", "tags",
 ]  # fmt: skip
-
-
-def library_stats(library: Library) -> dict:
-    counts = library.catalog.status_counts()
-    index = library.index
-    whitening = library.whitening
-    return {
-        "library": str(library.root),
-        "model": library.model_name,
-        "model_id": library.catalog.get_meta("model_id"),
-        "dim": int(library.catalog.get_meta("dim") or 0) or None,
-        "model_chosen_by": library.model_chosen_by,  # user, default or tune (recolours.py)
-        "recolour_share": library_share(library.catalog),  # None: indexed before it was kept
-        "images": sum(counts.values()),
-        "status": {s: counts.get(s, 0) for s in ("decoded", "embedded", "indexed", "failed")},
-        "places": library.catalog.count_places(),
-        "archives": library.catalog.table_status_counts("containers"),
-        "downloads": library.catalog.table_status_counts("downloads"),
-        "vectors_by_model": library.catalog.models(),
-        "store": library.store.__dict__,
-        "index": {"type": index.kind, "vectors": len(index)},
-        "ranking": {  # tuning.py: a whitening learned from the library's own images, or cosine
-            "whitening": whitening is not None,
-            "learned_from": whitening.images if whitening else None,
-            "library_size_then": whitening.library_size if whitening else None,
-        },
-        "bytes_on_disk": library.bytes_on_disk(),
-    }
 
 
 @click.command("stats")

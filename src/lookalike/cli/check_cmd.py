@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from ..check import check_library
+from lookalike.upkeep import check_library
 
 
 @click.command("check")

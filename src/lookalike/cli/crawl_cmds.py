@@ -7,12 +7,18 @@ from pathlib import Path
 
 import click
 
-from ..library import Library
-from ..sources.crawl.base import SiteAdapter
-from ..sources.crawl.crawler import Crawler, CrawlReport
-from ..sources.crawl.opengameart import ART_TYPES, DEFAULT_BASE_URL, OpenGameArt
-from ..sources.crawl.site import GenericSite
-from ..sources.http import USER_AGENT, FetchPolicy
+from lookalike.ingest import Crawler, CrawlReport
+from lookalike.library import Library
+from lookalike.sources import (
+    ART_TYPES,
+    DEFAULT_BASE_URL,
+    USER_AGENT,
+    FetchPolicy,
+    GenericSite,
+    OpenGameArt,
+    SiteAdapter,
+)
+
 from .index_cmds import print_report
 from .tune_cmd import tune_if_due
 

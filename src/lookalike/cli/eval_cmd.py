@@ -79,11 +79,10 @@ def eval_cmd(
     their sheet, in a library of the sheets indexed whole and one indexed with --tiles, each
     query as cut and with --trim; reports recall@1/@10 of the sheet.
     """
-    from ..evaluation.copies import evaluate_copies
-    from ..evaluation.retrieval import evaluate_retrieval
+    from lookalike.evaluation import evaluate_copies, evaluate_retrieval
 
     if sprites:
-        from ..evaluation.sprites import evaluate_sprites
+        from lookalike.evaluation import evaluate_sprites
 
         report = evaluate_sprites(dataset, sheets=sample, cell=cell, seed=seed, model=model,
                                   weights=obj["weights"], tune=not no_tune,

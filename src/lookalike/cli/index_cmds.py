@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from ..decode import DEFAULT_MAX_PIXELS
-from ..indexing import IndexReport, index_paths
-from ..library import Library
-from ..sources.http import FetchPolicy, is_url
-from ..sources.urls import read_url_list
+from lookalike.ingest import IndexReport, index_paths
+from lookalike.library import Library
+from lookalike.pictures import DEFAULT_MAX_PIXELS
+from lookalike.sources import FetchPolicy, is_url, read_url_list
+
 from .tune_cmd import tune_if_due
 
 
@@ -176,8 +176,8 @@ def reindex_cmd(obj, model, drop_unreadable, batch_size, quiet):
                 f"rebuilt {library.index_path}: {len(index)} vectors, {index.kind}", err=True
             )
         return 0
-    from ..embed.registry import model_info
-    from ..reembed import reembed
+    from lookalike.embed import model_info
+    from lookalike.ingest import reembed
 
     try:
         model_info(model)
@@ -245,7 +245,7 @@ def migrate_cmd(obj, target, milvus_index, milvus_params, milvus_metric):
     """
     import json
 
-    from ..index.stores import StoreConfig
+    from lookalike.index import StoreConfig
 
     try:
         params = json.loads(milvus_params) if milvus_params else None

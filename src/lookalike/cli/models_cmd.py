@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..embed.registry import DEFAULT_MODEL, MODELS
-from ..library import CATALOG_FILE, MODELS_DIR
+from lookalike.embed import DEFAULT_MODEL, MODELS
+from lookalike.library import CATALOG_FILE, MODELS_DIR
 
 
 @click.command("models")
@@ -33,7 +33,7 @@ def models_cmd(obj, as_json):
     given = obj["weights"] if obj["weights"] and Path(obj["weights"]).is_dir() else None
     in_use = None
     if (root / CATALOG_FILE).exists():
-        from ..library import Library
+        from lookalike.library import Library
 
         with Library.open(root) as library:
             in_use = library.model_name

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..hits import QueryResult, hit_to_dict
-from ..library import Library
-from ..search import Searcher
+from lookalike.library import Library
+from lookalike.search import QueryResult, Searcher, hit_to_dict
 
 
 @click.command("search")

@@ -72,8 +72,7 @@ def serve_cmd(
     """
     import uvicorn
 
-    from ..server import ServerSettings, create_app
-    from ..server.limits import parse_rate
+    from lookalike.server import ServerSettings, create_app, parse_rate
 
     try:
         rate = parse_rate(rate_limit) if rate_limit is not None else None

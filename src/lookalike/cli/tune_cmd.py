@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..library import Library
-from ..recolours import RECOLOUR_SHARE, recolour_note
-from ..tuning import MIN_IMAGES, SAMPLE, due, tune
+from lookalike.library import Library
+from lookalike.tuning import MIN_IMAGES, RECOLOUR_SHARE, SAMPLE, due, recolour_note, tune
 
 
 @click.command("tune")

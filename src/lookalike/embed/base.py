@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image
 
-from ..decode import to_rgb
+from lookalike.pictures import to_rgb
 
 Preprocessor = Callable[[Image.Image], np.ndarray]
 

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from ..decode import to_rgb, trim_transparent
+from lookalike.pictures import to_rgb, trim_transparent
+
 from .base import Embedder, ModelUnavailableError, l2_normalise
 
 WEIGHTS = Path(__file__).parent / "weights" / "effnet-lite0.onnx"

@@ -29,14 +29,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont, ImageOps
 
-from ..decode import decode_image, turn_hue
-from ..indexing import Indexer
-from ..library import Library
-from ..search import Searcher
-from ..tuning import learn_if_due
+from lookalike.ingest import Indexer
+from lookalike.library import Library
+from lookalike.pictures import decode_image, turn_hue
+from lookalike.search import Searcher
+from lookalike.tuning import learn_if_due
+
 from .copy_truth import LABELLED, Truth, is_twin
 from .metrics import read_groundtruth
-from .retrieval import _ListedFiles
+from .retrieval import ListedFiles
 
 TRANSFORMS = (
     "crop", "rescale", "jpeg", "colour", "hue", "grey", "flip", "rotate90", "text", "border",
@@ -183,7 +184,7 @@ def evaluate_copies(
     with tempfile.TemporaryDirectory(prefix="lookalike-eval-") as tmp:
         root = Path(library_root) if library_root else Path(tmp) / "library"
         with Library.open(root, write=True, model=model, weights=weights) as library:
-            Indexer(library, progress=progress).run([_ListedFiles(dataset, indexed)])
+            Indexer(library, progress=progress).run([ListedFiles(dataset, indexed)])
             if tune:  # as `lookalike index` does
                 learn_if_due(library, progress=progress)
             report = _search_copies(

@@ -10,23 +10,21 @@ wrong hits that are themselves a copy of the original (a mirror twin, a recolour
 
 from __future__ import annotations
 
-from ..recolours import palette_signature
+from lookalike.pictures import palette_signature
 
 
 def is_twin(library, record, *, original_id: int | None = None, image=None) -> bool:
     """Whether a wrongly tiered hit is a copy of the query's original (an indexed image, or
     the held-out `image` itself) by its pixels: its mirror image, a recolour. Judged where
     either picture is small (pixel_match); larger pairs count as not."""
-    from .. import pixel_match  # OpenCV: loaded when verification is
-    from ..verify import MIN_SIDE, indexed_image
+    from lookalike.search import MIN_SIDE, indexed_image, is_pixel_copy
 
     if original_id is not None:
         image = indexed_image(library, original_id)
     other = indexed_image(library, record.id)
     if image is None or other is None or min(*image.size, *other.size) >= MIN_SIDE:
         return False
-    found = pixel_match.match(pixel_match.pixels(image), pixel_match.pixels(other))
-    return found.similarity >= pixel_match.MATCH_THRESHOLD
+    return is_pixel_copy(image, other)
 
 
 LABELLED = ("original", "group", "same picture")
@@ -71,7 +69,7 @@ class Truth:
 
     def _key_of(self, image_id: int) -> str | None:
         if image_id not in self._keys:
-            from ..verify import indexed_image  # OpenCV: loaded when verification is
+            from lookalike.search import indexed_image  # OpenCV: loaded when verification is
 
             image = indexed_image(self.library, image_id)
             self._keys[image_id] = None if image is None else recolour_key(image)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..catalog.records import Place
-from ..indexing import Indexer
-from ..library import Library
-from ..search import Searcher
-from ..sources.base import Source
-from ..sources.folder import FileItem
-from ..tuning import learn_if_due
+from lookalike.catalog import Place
+from lookalike.ingest import Indexer
+from lookalike.library import Library
+from lookalike.search import Searcher
+from lookalike.sources import FileItem, Source
+from lookalike.tuning import learn_if_due
+
 from .metrics import GroundTruthRow, read_groundtruth, score_rankings
 
 K = 10
@@ -62,7 +62,7 @@ class RetrievalReport:
         return asdict(self)
 
 
-class _ListedFiles(Source):
+class ListedFiles(Source):
     """Exactly the ground truth's files (a data set folder may hold other images)."""
 
     def __init__(self, root: Path, rows: list[GroundTruthRow]):
@@ -103,11 +103,11 @@ def evaluate_retrieval(
         root = Path(library_root) if library_root else Path(tmp) / "library"
         with Library.open(root, write=True, model=model, weights=weights) as library:
             Indexer(library, progress=progress, **(indexer_options or {})).run(
-                [_ListedFiles(dataset, gallery)]
+                [ListedFiles(dataset, gallery)]
             )
             if tune:  # as `lookalike index` does
                 learn_if_due(library, progress=progress)
-            report = _score(library, dataset, gallery, queries, by, query_gallery)
+            report = score_queries(library, dataset, gallery, queries, by, query_gallery)
     report.seconds = time.monotonic() - started
     return report
 
@@ -121,7 +121,7 @@ def split_roles(rows: list[GroundTruthRow]) -> tuple[list, list, bool]:
     return [r for r in rows if r.role == "gallery"], [r for r in rows if r.role == "query"], True
 
 
-def _score(library, dataset, gallery, queries, by, query_gallery) -> RetrievalReport:
+def score_queries(library, dataset, gallery, queries, by, query_gallery) -> RetrievalReport:
     catalog = library.catalog
     id_of: dict[str, int] = {}
     labels_of: dict[int, set[str]] = defaultdict(set)

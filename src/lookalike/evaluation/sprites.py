@@ -21,14 +21,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..decode import DecodeError, decode_image
-from ..indexing import Indexer
-from ..library import Library
-from ..search import Searcher
-from ..tiles import find_tiles
-from ..tuning import learn_if_due
+from lookalike.ingest import Indexer
+from lookalike.library import Library
+from lookalike.pictures import DecodeError, decode_image, find_tiles
+from lookalike.search import Searcher
+from lookalike.tuning import learn_if_due
+
 from .metrics import read_groundtruth
-from .retrieval import _ListedFiles
+from .retrieval import ListedFiles
 
 MAX_MARGIN = 12
 
@@ -96,9 +96,7 @@ def evaluate_sprites(
         for tiles in (False, True):
             root = Path(tmp) / f"tiles-{tiles}"
             with Library.open(root, write=True, model=model, weights=weights) as library:
-                Indexer(library, tiles=tiles, progress=progress).run(
-                    [_ListedFiles(dataset, chosen)]
-                )
+                Indexer(library, tiles=tiles, progress=progress).run([ListedFiles(dataset, chosen)])
                 if tune:  # as `lookalike index` does
                     learn_if_due(library, progress=progress)
                 report.images["tiled" if tiles else "whole"] = len(library.index)

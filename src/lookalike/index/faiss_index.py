@@ -87,7 +87,7 @@ class FaissIndex(VectorIndex):
         ivf = faiss.extract_index_ivf(self._index)
         rows = rng.choice(len(vectors), size=min(queries, len(vectors)), replace=False)
         sample = vectors[rows]
-        truth_rows = _exact_top(vectors, sample, 11)
+        truth_rows = exact_top(vectors, sample, 11)
         truth = ids[truth_rows]  # the flat index answers with row numbers, the IVF with ids
         # Each query is a library vector: leave the query itself out of both answers, or its
         # trivially found self-match would inflate recall.
@@ -209,7 +209,7 @@ class FaissIndex(VectorIndex):
         _fsync_dir(path.parent)
 
 
-def _exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 100_000):
+def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, chunk: int = 100_000):
     """Row numbers of each query's k best vectors, by exact inner product, chunk by chunk (no
     copy of `vectors`: at a million 1280-d vectors that would be another 5 GB)."""
     best_scores = np.full((len(queries), k), -np.inf, np.float32)

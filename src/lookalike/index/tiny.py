@@ -33,19 +33,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from ..decode import to_rgb, turn_hue
+from lookalike.pictures import TINY_LENGTH, TINY_SIDE, to_rgb
 
-TINY_SIDE = 12  # 8, 12 and 16 found the same originals; 12 a few more (docs/quality.md)
-TINY_DEPTH = 10  # candidates added to a verified search; most of the gain is in the first 5
-CROP_DEPTH = 5  # and candidates the query may be a crop of (search_within)
-OFFSET_DEPTH = 3  # and more found only off the cells' edges (PHASES)
-# A hue shift moves luminance (yellow turned blue is much darker), so a hue-shifted copy's tiny
-# picture may not be its original's. The query with its hue turned by a sixth of the circle at
-# a time (a turned view is at most 30 degrees from the shift undone) is searched as well, as it
-# is only, and its best HUE_DEPTH join the candidates (`eval --copies` hue copies, original
-# among the tiny pictures' candidates: rltiles 0.89 -> 0.97, tango_icons 0.96 -> 0.98).
-HUE_TURNS = 6
-HUE_DEPTH = 3
 MIN_CROP_CELLS = 3  # a crop covering fewer cells a side is not looked for
 # A crop rarely starts on a cell's edge, and half a cell off blurs a detailed picture's cells
 # into different ones: the picture as it is is also laid on the cells a third and two thirds
@@ -66,38 +55,10 @@ MIN_WINDOW_SPREAD = 16.0  # variance per cell, in stored units (±127), of a win
 # A mirrored or turned match counts for this much less (for candidates only; the pixel
 # comparison that decides has its own, smaller pixel_match.SYMMETRY_PENALTY).
 SYMMETRY_PENALTY = 0.02
-_SCALE = 127  # int8 storage: the largest component is stored as ±127
-TINY_LENGTH = TINY_SIDE * TINY_SIDE  # bytes of one tiny picture
 # Rows converted to float at a time while searching (bounds the memory): 16,384 (9 MB of
 # float32, near the cache) searched a million in 183 ms, 65,536 in 275 ms, and 100,000 in 17
 # against 27 ms (bench/tiny_pictures.py --scale); converting, not multiplying, is most of it
 _CHUNK = 16384
-
-
-def tiny_picture(image: Image.Image, side: int = TINY_SIDE) -> bytes:
-    """The tiny picture of `image` (any mode; transparency on grey, as pictures are indexed),
-    as stored in the catalog: side² int8 values. A flat picture gives zeros, which match
-    nothing. (Other sides than TINY_SIDE: for bench/tiny_pictures.py.)"""
-    grey = to_rgb(image).convert("L").resize((side, side), Image.Resampling.BOX)
-    values = np.asarray(grey, dtype=np.float32).ravel()
-    values -= values.mean()
-    peak = float(np.abs(values).max())
-    if peak < 1e-3:
-        return bytes(side * side)
-    # Scaled to the int8 range (a unit vector's components are mostly far smaller than 1, and
-    # rounding them would cost precision); searching normalises them again.
-    return np.round(values / peak * _SCALE).astype(np.int8).tobytes()
-
-
-def hue_turned(image: Image.Image) -> list[bytes]:
-    """Tiny pictures of `image` with its hue turned by 1 .. HUE_TURNS - 1 sixths of the
-    circle (as PIL's HSV turns it); none for a grey picture, which a turn leaves as it is."""
-    small = to_rgb(image)
-    small = small.resize((min(small.width, 4 * TINY_SIDE), min(small.height, 4 * TINY_SIDE)), Image.Resampling.BOX)  # fmt: skip
-    hsv = np.asarray(small.convert("HSV"))
-    if int(hsv[..., 1].max()) < 16:  # no colour to turn
-        return []
-    return [tiny_picture(turn_hue(hsv, turn * 256 // HUE_TURNS)) for turn in range(1, HUE_TURNS)]
 
 
 def _unit_rows(rows: np.ndarray) -> np.ndarray:
@@ -162,7 +123,7 @@ class TinyPictures:
         self,
         catalog,
         tiny: bytes,
-        k: int = TINY_DEPTH,
+        k: int,
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
@@ -202,11 +163,11 @@ class TinyPictures:
         self,
         catalog,
         image: Image.Image,
-        k: int = CROP_DEPTH,
+        k: int,
         *,
         exclude: int | None = None,
         allowed: np.ndarray | None = None,
-        offset_k: int = OFFSET_DEPTH,
+        offset_k: int,
     ) -> list[tuple[int, float]]:
         """The `k` images that `image` looks most like a part of (a crop): in each symmetry,
         the picture is reduced to the cells it would cover in a larger image's tiny picture,

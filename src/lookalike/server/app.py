@@ -11,9 +11,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from .. import __version__
-from .api import build_router
+from lookalike import __version__
+
 from .limits import BodyLimit, RateLimiter, parse_networks
+from .routes import routers
 from .service import LibraryService, ModelChanged
 from .settings import ServerSettings
 
@@ -60,23 +61,9 @@ def create_app(
             expose_headers=["Retry-After"],
         )
 
-    @app.exception_handler(RequestValidationError)
-    async def readable_validation_error(request: Request, exc: RequestValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body", "path"))
-        return JSONResponse({"detail": f"{where or 'request'}: {first['msg']}"}, status_code=422)
-
-    @app.exception_handler(HTTPException)
-    async def json_error(request: Request, exc: HTTPException):
-        return JSONResponse(
-            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
-        )
-
-    @app.exception_handler(ModelChanged)
-    async def model_changed(request: Request, exc: ModelChanged):
-        return JSONResponse({"detail": str(exc)}, status_code=503)
-
-    app.include_router(build_router(service, settings))
+    answer_errors_as_json(app)
+    for router in routers(service, settings):
+        app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:
@@ -93,3 +80,23 @@ def create_app(
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def answer_errors_as_json(app: FastAPI) -> None:
+    """Every error the API gives is JSON: {"detail": "what went wrong"}."""
+
+    @app.exception_handler(RequestValidationError)
+    async def readable_validation_error(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()) if x not in ("query", "body", "path"))
+        return JSONResponse({"detail": f"{where or 'request'}: {first['msg']}"}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def json_error(request: Request, exc: HTTPException):
+        return JSONResponse(
+            {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
+        )
+
+    @app.exception_handler(ModelChanged)
+    async def model_changed(request: Request, exc: ModelChanged):
+        return JSONResponse({"detail": str(exc)}, status_code=503)

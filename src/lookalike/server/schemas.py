@@ -14,9 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from ..catalog.records import ImageRecord, Place
-from ..hits import Hit, hit_to_dict
-from ..search import Filters
+from lookalike.catalog import Filters, ImageRecord, Place
+from lookalike.search import Hit, hit_to_dict
 
 # SQLite integers are signed 64-bit: a larger id would raise OverflowError in the driver.
 MAX_ID = 2**63 - 1

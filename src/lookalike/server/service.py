@@ -28,22 +28,21 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import tuning
-from ..catalog.records import Place
-from ..catalog.store import Catalog
-from ..catalog.web import DownloadLog
-from ..decode import DEFAULT_MAX_PIXELS, decode_image
-from ..embed.base import wants_alpha
-from ..index.base import VectorIndex
-from ..index.faiss_index import FaissIndex
-from ..index.stores import confirm
-from ..index.tiny import TinyPictures, tiny_picture
-from ..library import CATALOG_FILE, Library, LibraryLockedError
-from ..recolours import recolour_blind_model, recolour_note
-from ..search import Searcher
-from ..sources.http import Fetcher, FetchError, FetchPolicy, display_url
-from ..sources.locate import read_image_bytes
-from ..sources.urls import Downloader, safe_filename
+from lookalike.catalog import Catalog, DownloadLog, Place, display_url
+from lookalike.index import FaissIndex, TinyPictures, VectorIndex, confirm
+from lookalike.ingest import image_sha256, prepare_image
+from lookalike.library import CATALOG_FILE, Library, LibraryLockedError
+from lookalike.pictures import DEFAULT_MAX_PIXELS
+from lookalike.search import Searcher
+from lookalike.sources import (
+    Downloader,
+    Fetcher,
+    FetchError,
+    FetchPolicy,
+    read_image_bytes,
+    safe_filename,
+)
+from lookalike.tuning import due, learn, recolour_blind_model, recolour_note
 
 UPLOADS_DIR = "uploads"
 
@@ -196,25 +195,21 @@ class LibraryService:
             view.reconcile(self.index)
 
     def _version(self) -> int:
-        return self._refresh_catalog.conn.execute("PRAGMA data_version").fetchone()[0]
+        return self._refresh_catalog.data_version()
 
     # -- writes ---------------------------------------------------------------------------------
 
     def add_image(self, data: bytes, place: Place) -> tuple[int, bool]:
         """Index one image; (id, True) when new, (id, False) when its bytes were known."""
-        sha = hashlib.sha256(data).hexdigest()
-        decoded = vector = details = None
+        sha = image_sha256(data)
+        prepared = vector = details = None
         known = self.library().catalog.image_by_sha(sha)
         if not (known and known[1] in ("embedded", "indexed")):
-            prep = self.embedder.preprocessor()
-            decoded = decode_image(  # raises DecodeError
-                data,
-                max_pixels=self.max_pixels,
-                min_size=getattr(prep, "size", None),
-                keep_alpha=wants_alpha(prep),
-                palette=True,
+            prepared = prepare_image(  # raises DecodeError
+                data, sha, self.embedder.preprocessor(), max_pixels=self.max_pixels
             )
-            vector, details = self.embedder.embed_images_with_details([decoded.image])
+            # a batch of one, as indexing embeds: the same input gives the same vector
+            vector, details = self.embedder.embed_with_details(np.stack([prepared.pixels]))
             vector = vector.astype(np.float16).astype(np.float32)  # as the catalog stores it
         if (
             place.source.startswith(str(self.root / UPLOADS_DIR))
@@ -229,18 +224,7 @@ class LibraryService:
                 if known and known[1] in ("embedded", "indexed"):
                     catalog.put_place(known[0], place, len(data), None)
                     return known[0], False
-                image_id = catalog.put_image(
-                    sha,
-                    len(data),
-                    status="decoded",
-                    width=decoded.width,
-                    height=decoded.height,
-                    format=decoded.format,
-                    frames=decoded.frames,
-                    pixel_hash=decoded.pixel_hash,
-                    tiny=tiny_picture(decoded.image),
-                    palette_key=decoded.palette_key,
-                )
+                image_id = catalog.put_image(prepared.image)
                 catalog.put_place(image_id, place, len(data), None)
                 catalog.store_vectors([image_id], vector, self.embedder.model_id, details)
             library.add_to_index(np.array([image_id], dtype=np.int64), vector)
@@ -336,14 +320,14 @@ class LibraryService:
         if not self._grown:
             return False
         self._grown = False
-        if not tuning.due(self.library()):
+        if not due(self.library()):
             return False
-        report = tuning.learn(self.library(), progress=False)  # reads only: adds go on
+        report = learn(self.library(), progress=False)  # reads only: adds go on
         if report.whitening is None:
             return False
         try:
             with self._writer() as library:
-                if not tuning.due(library):  # `lookalike tune` or `index` learnt one meanwhile
+                if not due(library):  # `lookalike tune` or `index` learnt one meanwhile
                     return False
                 library.set_whitening(report.whitening)
         except WriteBusy:

@@ -6,7 +6,7 @@ import io
 import os
 from pathlib import Path
 
-from ..decode import decode_image
+from lookalike.pictures import decode_image
 
 THUMBNAIL_SIZES = (64, 128, 256, 512)
 MEDIA_TYPE = "image/webp"

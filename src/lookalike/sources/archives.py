@@ -26,8 +26,9 @@ import libarchive.ffi as ffi
 from libarchive.exception import ArchiveError as LibArchiveError
 from libarchive.read import ArchiveRead
 
-from ..catalog.records import Place
-from ..decode import IMAGE_EXTENSIONS, sniff_format
+from lookalike.catalog import Place
+from lookalike.pictures import IMAGE_EXTENSIONS, sniff_format
+
 from .base import DEFAULT_MAX_FILE_BYTES, SourceError, SourceItem
 
 ARCHIVE_EXTENSIONS = (

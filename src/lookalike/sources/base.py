@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..catalog.records import Place
+from lookalike.catalog import Place
 
 DEFAULT_MAX_FILE_BYTES = 256 * 1024 * 1024  # bigger "images" are refused, not read into memory
 

@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..catalog.records import Place
-from ..decode import IMAGE_EXTENSIONS, sniff_format
+from lookalike.catalog import Place
+from lookalike.pictures import IMAGE_EXTENSIONS, sniff_format
+
 from .archives import is_archive_name, sniff_archive
 from .base import DEFAULT_MAX_FILE_BYTES, ArchiveFile, Source, SourceError, SourceItem
 

@@ -28,7 +28,8 @@ from urllib.parse import urljoin, urlsplit
 import httpcore
 import httpx
 
-from ..catalog.records import display_url  # noqa: F401  (re-exported for sources)
+from lookalike.catalog import display_url  # noqa: F401  (re-exported for sources)
+
 from .base import SourceError
 
 DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024

@@ -12,10 +12,9 @@ import io
 from dataclasses import replace
 from pathlib import Path
 
-from ..catalog.records import ImageRecord, Place
-from ..catalog.web import DownloadLog
-from ..decode import DecodeError, decode_image
-from ..tiles import Box, split_member, tile_sha256
+from lookalike.catalog import DownloadLog, ImageRecord, Place
+from lookalike.pictures import Box, DecodeError, decode_image, split_member, tile_sha256
+
 from .archives import ArchiveError, MemoryItem, read_archive
 from .base import DEFAULT_MAX_FILE_BYTES
 from .http import is_url

@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
 
-from ..catalog.records import Place
-from ..catalog.store import Catalog
-from ..catalog.web import DownloadLog
+from lookalike.catalog import Catalog, DownloadLog, Place, display_url
+
 from .base import ArchiveFile, Source, SourceItem, SourceProblem
 from .folder import FileItem, file_kind
-from .http import Fetcher, FetchError, display_url
+from .http import Fetcher, FetchError
 
 MAX_NAME_BYTES = 150
 

@@ -18,7 +18,6 @@ a kill at any moment costs at most the uncommitted batch.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import time
@@ -26,38 +25,35 @@ from pathlib import Path
 
 import numpy as np
 
-from .catalog.records import ModelChooser
-from .catalog.store import Catalog
-from .embed.base import Embedder
-from .embed.registry import DEFAULT_MODEL, create_embedder
-from .index.base import VectorIndex
-from .index.faiss_index import ANN_THRESHOLD, FaissIndex
-from .index.stores import StoreConfig, confirm, copy_all, open_milvus, replay
-from .index.tiny import TinyPictures
-from .index.whitening import Whitening, WhiteningError
+from lookalike.catalog import Catalog, ModelChooser
+from lookalike.embed import DEFAULT_MODEL, Embedder, create_embedder
+from lookalike.index import (
+    ANN_THRESHOLD,
+    FaissIndex,
+    StoreConfig,
+    TinyPictures,
+    VectorIndex,
+    confirm,
+    copy_all,
+    open_milvus,
+    replay,
+)
+from lookalike.ranking import Whitening, WhiteningError
+
+from .layout import (
+    CATALOG_FILE,
+    DOWNLOADS_DIR,
+    INDEX_FILE,
+    LOCK_FILE,
+    MODELS_DIR,
+    THUMBNAILS_DIR,
+    WHITENING_FILE,
+    LibraryError,
+    acquire_write_lock,
+    default_library_path,
+)
 
 log = logging.getLogger(__name__)
-
-DEFAULT_LIBRARY = "lookalike-library"
-CATALOG_FILE = "catalog.sqlite3"
-INDEX_FILE = "index.faiss"
-WHITENING_FILE = "whitening.npz"  # index/whitening.py, learned by tuning.py
-LOCK_FILE = "write.lock"
-THUMBNAILS_DIR = "thumbnails"
-MODELS_DIR = "models"
-DOWNLOADS_DIR = "downloads"
-
-
-class LibraryError(RuntimeError):
-    """A problem with the library itself; the message tells the user what to do."""
-
-
-class LibraryLockedError(LibraryError):
-    pass
-
-
-def default_library_path() -> Path:
-    return Path(os.environ.get("LOOKALIKE_LIBRARY", DEFAULT_LIBRARY))
 
 
 class Library:
@@ -429,19 +425,3 @@ class Library:
                     p.stat().st_size for p in folder.rglob("*") if p.is_file()
                 )
         return sizes
-
-
-def acquire_write_lock(path: Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
-        os.close(fd)
-        raise LibraryLockedError(
-            f"the library at {path.parent} is being written by {holder}; wait for it to finish "
-            "(searches can run meanwhile)"
-        ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, f"lookalike pid {os.getpid()}".encode())
-    return fd

@@ -4,7 +4,7 @@ attach what the catalog knows about each hit.
 What the hits are (tiers, near-duplicates collapsed, their JSON) is hits.py.
 
 Ranking: in a library with a learned whitening (index/whitening.py, tuning.py), the index's
-best WHITENED_DEPTH candidates of a picture query are ranked again (ranking.py): their
+best WHITENED_DEPTH candidates (plan.py) of a picture query are ranked again (ranking.py): their
 similarity under the whitening is the hits' score, and diffusion over their neighbourhood graph
 orders them; tiers and collapsing are decided on the model's own cosine similarity first, as
 their thresholds were measured on it, and exact and copy hits come first. Verified
@@ -16,15 +16,19 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .catalog.schema import STORED_FORM_HASHES
-from .decode import DecodeError, decode_image, trim_transparent
-from .embed.base import wants_alpha
+from lookalike.catalog import STORED_FORM_HASHES, Filters
+from lookalike.embed import wants_alpha
+from lookalike.library import Library
+from lookalike.pictures import DecodeError, decode_image, trim_transparent
+from lookalike.ranking import rank_whitened
+from lookalike.sources import SourceError, fetch_bytes, is_url
+
+from .expressions import ExpressionError, combine, parse_expression
 from .hits import (
     COPY_THRESHOLD,
     DUPLICATE_THRESHOLD,
@@ -34,14 +38,9 @@ from .hits import (
     collapse_near_duplicates,
     match_tier,
 )
-from .index.faiss_index import RERANK_DEPTH
-from .library import Library
-from .query_terms import ExpressionError, combine, parse_expression
-from .ranking import rank_whitened
-from .sources.base import SourceError
-from .sources.http import fetch_bytes, is_url
+from .plan import Plan, plan_search
+from .query import QueryError, QueryVector
 
-CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after collapsing
 # A turned view's scores count for this much less than the query's own: without it, a plain
 # (unturned) copy of an arrow icon found the other arrows through their turns, and copy recall
 # fell for every other transform (measured: docs/quality.md; 0.05 and 0.1 scored alike).
@@ -50,47 +49,9 @@ TURN_PENALTY = 0.05
 # than this (verify.MIN_SIDE) gets candidates by its tiny picture in all eight symmetries
 # instead (_tiny_hits), which found nearly as many and saves three embeddings (docs/quality.md).
 TURNED_MIN_SIDE = 64
-# Candidates ranked again under the library's whitening (and ordered by diffusion over them):
-# 400 against 200, lookalike eval: freeciv_flags 0.784 -> 0.810, rltiles 0.593 -> 0.598,
-# tango_icons 0.898 -> 0.897, for ~15 ms more a query (docs/quality.md, 'Deeper candidates';
-# ranking.DIFFUSION_NEIGHBOURS grew with it)
-WHITENED_DEPTH = 400
 TURNS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
 _ID_QUERY = re.compile(r"^id:(\d+)$")
-
-
-class QueryError(ValueError):
-    """A query that cannot be run; the message says why."""
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Structured conditions, applied inside the vector search (FAISS id selector), so that a
-    narrow filter still returns k results rather than the few of the top k that pass."""
-
-    licence: str | None = None  # substring, any case: "cc0", "CC-BY"
-    author: str | None = None  # substring, any case
-    site: str | None = None  # substring of the source or page URL: "opengameart.org"
-    format: str | None = None  # "PNG", "JPEG", ...
-    min_width: int | None = None
-    min_height: int | None = None
-
-    def active(self) -> bool:
-        return any(v not in (None, "") for v in vars(self).values())
-
-
-@dataclass(frozen=True)
-class QueryVector:
-    vector: np.ndarray
-    image_id: int | None = None  # the query is this indexed image (left out of its results)
-    sha256: str | None = None  # of the query's bytes, to tell exact copies
-    pixel_hash: str | None = None  # of its decoded pixels, likewise
-    image: Image.Image | None = field(default=None, compare=False)  # decoded, for --verify
-    # A picture's vector, ranked under the library's whitening; not a text or mixed query's,
-    # which the whitening (learned from pictures only) was never fitted to
-    picture: bool = True
-    details: np.ndarray | None = field(default=None, compare=False)  # the model's (embed/base.py)
 
 
 class Searcher:
@@ -220,13 +181,12 @@ class Searcher:
         k: int = 10,
         *,
         offset: int = 0,
-        exclude: int | None = None,
         collapse: bool = True,
         filters: Filters | None = None,
-        threshold: float = DUPLICATE_THRESHOLD,
         verify: bool = False,
     ) -> list[Hit]:
-        """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates).
+        """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates). The query's own
+        image, when it is an indexed one, is never among them.
 
         `verify`: the best hits are checked by verification (verify.py: keypoints, or pixels
         for small pictures); those that pass are copies (tier "copy" or "exact") and move to the
@@ -234,101 +194,112 @@ class Searcher:
         """
         if isinstance(query, np.ndarray):
             query = QueryVector(query)
-        exclude = exclude if exclude is not None else query.image_id
-        index = self.library.index
-        allowed, pushed = None, None
-        if filters is not None and filters.active():
-            if index.filters_pushdown:  # the store filters; only the author needs the catalog
-                pushed = filters
-                if filters.author:
-                    allowed = self.library.catalog.filter_ids(Filters(author=filters.author))
-            else:
-                allowed = self.library.catalog.filter_ids(filters)
-            if allowed is not None and not len(allowed):
-                return []
-        want = offset + k
-        checked = 0  # hits verified: more than `want` for small pictures, to find copies deeper
-        if verify:  # OpenCV is loaded only when asked for
-            from .verify import indexed_image, verification_depth, verified_order, verify_hits
-
-            if query.image is None and query.image_id is not None:
-                # An indexed image as the query: its pixels, read once, give it what an
-                # uploaded picture gets (turned searches; crop, frame and hue candidates)
-                query = replace(query, image=indexed_image(self.library, query.image_id))
-            checked = verification_depth(self.library, query)
-        # A verified search asks for copies: among the hits verification did not confirm,
-        # cosine similarity found heavily edited copies (JPEG q10, a quarter of the size)
-        # better than the whitening (tango_icons copies R@1 0.981 against 0.958)
-        whitening = self.library.whitening if query.picture and not verify else None
-        shortlist = max(want * CANDIDATE_FACTOR if collapse else want, checked)
-        wanted = max(shortlist, WHITENED_DEPTH if whitening is not None else 0)
-        approximate = getattr(index, "approximate", False)
-        if approximate:  # quantised scores: take more, re-score them exactly below
-            wanted = max(wanted, RERANK_DEPTH)
-        wanted = min(
-            len(index) if allowed is None else len(allowed), wanted + (exclude is not None)
-        )
-        if wanted <= 0:
+        plan = plan_search(self.library, query, offset + k, collapse, filters, verify)
+        if plan is None:  # nothing passes the filters, or nothing is indexed
             return []
-        vectors = query.vector[None, :]
-        if verify and query.image is not None and min(query.image.size) >= TURNED_MIN_SIDE:
-            vectors = np.vstack([vectors, self._turned_vectors(query.image)])
-        scores, ids = index.search(vectors, wanted, allowed=allowed, filters=pushed)
-        _penalise_turns(scores)
-        best: dict[int, float] = {}
-        for i, s in zip(ids.ravel(), scores.ravel()):
-            if i >= 0 and i != exclude and s > best.get(int(i), -np.inf):
-                best[int(i)] = float(s)
-        candidates = sorted(best.items(), key=lambda c: -c[1])[:wanted]
-        if approximate:
-            candidates = _rescore(self.library, vectors, candidates)
+        views = self._views(plan)
+        candidates, cosine = self._candidates(plan, views)
+        hits = self._hits(plan, candidates)
+        if verify:
+            hits = self._verified(plan, hits, views)
+        return self._tiered(plan, hits, cosine)[offset : plan.want]
+
+    def _views(self, plan: Plan) -> np.ndarray:
+        """The vectors searched for: the query's, then, when it is verified and its picture is
+        large enough (TURNED_MIN_SIDE), those of its turned views."""
+        query, vectors = plan.query, plan.query.vector[None, :]
+        if plan.verify and query.image is not None and min(query.image.size) >= TURNED_MIN_SIDE:
+            vectors = np.vstack([vectors, self.turned_vectors(query.image)])
+        return vectors
+
+    def _candidates(
+        self, plan: Plan, views: np.ndarray
+    ) -> tuple[list[tuple[int, float]], dict[int, float]]:
+        """The candidates (id, score), best first, and each one's cosine similarity: the
+        index's best for any view, re-scored exactly from an approximate index, then ranked
+        again under the whitening, if the plan has one, and cut to the shortlist."""
+        scores, ids = self.library.index.search(
+            views, plan.depth, allowed=plan.allowed, filters=plan.pushed
+        )
+        candidates = _best_per_id(_penalise_turns(scores), ids, plan.query.image_id, plan.depth)
+        if plan.rescore:
+            candidates = _rescore(self.library, views, candidates)
         cosine = dict(candidates)
-        if whitening is not None:  # ranked again; then only the shortlist is read
+        if plan.whitening is not None:  # ranked again; then only the shortlist is read
             candidates = rank_whitened(
-                self.library, whitening, query.vector, candidates, COPY_THRESHOLD, query.details
+                self.library.catalog,
+                plan.whitening,
+                plan.query.vector,
+                candidates,
+                COPY_THRESHOLD,
+                plan.query.details,
             )
-            candidates = candidates[:shortlist]
+            candidates = candidates[: plan.shortlist]
+        return candidates, cosine
+
+    def _hits(self, plan: Plan, candidates: list[tuple[int, float]]) -> list[Hit]:
+        """The best candidates as hits with their records, near-duplicates collapsed into the
+        hit before them when the plan collapses: as many as are asked for or verified."""
         records = self.library.catalog.images([i for i, _ in candidates])
         candidates = [(i, s) for i, s in candidates if i in records]  # deleted meanwhile
-        kept = max(want, checked)
-        if collapse:
-            hits = collapse_near_duplicates(candidates, records, self.library, kept, threshold)
-        else:
-            hits = [Hit(i, s, records[i]) for i, s in candidates[:kept]]
-        if verify:  # and hits that only tiny pictures found, verified too, sorted in below
-            extra = self._tiny_hits(query, hits, checked, vectors, exclude, allowed, pushed)
-            found_again = {h.id for h in extra}  # ranked below `checked`: verified after all
-            hits = hits[:checked] + [h for h in hits[checked:] if h.id not in found_again]
-            verify_hits(self.library, query, hits[:checked] + extra)
-            hits += extra
+        kept = max(plan.want, plan.checked)
+        if plan.collapse:
+            return collapse_near_duplicates(
+                candidates, records, self.library, kept, DUPLICATE_THRESHOLD
+            )
+        return [Hit(i, s, records[i]) for i, s in candidates[:kept]]
+
+    def _verified(self, plan: Plan, hits: list[Hit], views: np.ndarray) -> list[Hit]:
+        """`hits`, the best `checked` of them verified, and after them the hits that only tiny
+        pictures found, verified too (verified_order sorts them in)."""
+        from .verify import verify_hits
+
+        checked = plan.checked
+        extra = self._tiny_hits(plan, hits, views)
+        found_again = {h.id for h in extra}  # ranked below `checked`: verified after all
+        hits = hits[:checked] + [h for h in hits[checked:] if h.id not in found_again]
+        verify_hits(self.library, plan.query, hits[:checked] + extra)
+        return hits + extra
+
+    def _tiny_hits(self, plan: Plan, hits: list[Hit], views: np.ndarray) -> list[Hit]:
+        """Candidates for verification by pixels that the vector search left out of its
+        `checked` best hits, found by their tiny pictures (candidates.tiny_candidates), each with
+        its vector score as a hit. (A hit ranked below those is not verified, so the tiny
+        pictures may bring it again: asking for more results must not find fewer copies.)"""
+        from .candidates import tiny_candidates
+
+        known = {h.id for h in hits[: plan.checked]}
+        known |= {d.id for hit in hits for d in hit.duplicates}
+        allowed = plan.allowed
+        if plan.pushed is not None:  # the store applies filters itself; tiny pictures need ids
+            allowed = self.library.catalog.filter_ids(plan.pushed)
+        query = plan.query
+        records = tiny_candidates(
+            self.library, query, known, exclude=query.image_id, allowed=allowed
+        )
+        scored = _rescore(self.library, views, [(i, 0.0) for i in records]) if records else []
+        return [Hit(i, s, records[i]) for i, s in scored]
+
+    def _tiered(self, plan: Plan, hits: list[Hit], cosine: dict[int, float]) -> list[Hit]:
+        """`hits` with their tiers (match_tier) and cosine similarities, in their final order:
+        under the whitening, exact and copy tiers first; verified, copies first."""
+        query = plan.query
         every = [h for hit in hits for h in (hit, *hit.duplicates)]
         stale = 0  # the last id hashed before v9: read only when a hit shows the query's pixels
         if query.pixel_hash and any(h.record.pixel_hash == query.pixel_hash for h in every):
             stale = int(self.library.catalog.get_meta(STORED_FORM_HASHES) or 0)
         for h in every:
             h.cosine = cosine.get(h.id, h.score)  # tiny pictures' finds: their own
-            h.tier = match_tier(h, query, verified=verify, stale_hashes_up_to=stale)
-        if whitening is not None:  # exact and copy tiers first, each in its ranked order
+            h.tier = match_tier(h, query, verified=plan.verify, stale_hashes_up_to=stale)
+        if plan.whitening is not None:  # exact and copy tiers first, each in its ranked order
             hits.sort(key=lambda h: TIER_ORDER[h.tier])
-        if verify:
+        if plan.verify:
+            from .verify import verified_order
+
             hits.sort(key=verified_order)
-        return hits[offset:want]
+        return hits
 
-    def _tiny_hits(self, query, hits, checked, vectors, exclude, allowed, pushed) -> list[Hit]:
-        """Candidates for verification by pixels that the vector search left out of its
-        `checked` best hits, found by their tiny pictures (verify.tiny_candidates), each with
-        its vector score as a hit. (A hit ranked below those is not verified, so the tiny
-        pictures may bring it again: asking for more results must not find fewer copies.)"""
-        from .verify import tiny_candidates
-
-        known = {h.id for h in hits[:checked]} | {d.id for hit in hits for d in hit.duplicates}
-        if pushed is not None:  # the store applies filters itself; tiny pictures need the ids
-            allowed = self.library.catalog.filter_ids(pushed)
-        records = tiny_candidates(self.library, query, known, exclude=exclude, allowed=allowed)
-        scored = _rescore(self.library, vectors, [(i, 0.0) for i in records]) if records else []
-        return [Hit(i, s, records[i]) for i, s in scored]
-
-    def _turned_vectors(self, image: Image.Image) -> np.ndarray:
+    def turned_vectors(self, image: Image.Image) -> np.ndarray:
         """The query turned a quarter, a half and three quarters: copies are often rotated,
         and a global vector does not see through that (tango_icons: rotated copies R@1 0.68
         against 0.9 for mirrored ones). Used with verification, which then confirms them."""
@@ -360,6 +331,18 @@ class Searcher:
             hits = self.search_vector(vector, k, collapse=collapse, verify=verify)
             results.append(QueryResult(query, hits))
         return results
+
+
+def _best_per_id(
+    scores: np.ndarray, ids: np.ndarray, exclude: int | None, depth: int
+) -> list[tuple[int, float]]:
+    """The index's finds for several views, each id once with its best score, best first:
+    the first `depth`, less `exclude` (the query's own image) and the index's -1 (none)."""
+    best: dict[int, float] = {}
+    for i, s in zip(ids.ravel(), scores.ravel()):
+        if i >= 0 and i != exclude and s > best.get(int(i), -np.inf):
+            best[int(i)] = float(s)
+    return sorted(best.items(), key=lambda c: -c[1])[:depth]
 
 
 def _rescore(library: Library, queries: np.ndarray, candidates: list[tuple[int, float]]):

@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .index.whitening import nearest_rows
+from lookalike.ranking import nearest_rows
 
 MAX_AREA = 128 * 128  # larger pictures are not kept: 2,000 of them at most 64 KB each
 MIN_SAME = 0.3  # share of the covered area whose pixels agree (bench-data, docs/quality.md)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .recolours import palette_signature
+from .palettes import palette_signature
 
 # Formats we promise to read. Pillow can open more (PCX, PPM, ...), and we let it: the list
 # is what the tests cover and what `lookalike --help` advertises.

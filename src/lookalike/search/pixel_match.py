@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .decode import to_rgb
+from lookalike.pictures import to_rgb
 
 # verify.py sends a pair here when either picture is under verify.MIN_SIDE on its shorter side.
 MAX_SIDE = 128  # larger pictures are shrunk to this on the longer side first (cost bound)
@@ -322,6 +322,12 @@ def match(query: Pixels, candidate: Pixels) -> PixelMatch:
         return best
     penalty = COLOUR_PENALTY * _colour_misfit(query, candidate, best, *windows)
     return replace(best, colour_penalty=penalty)
+
+
+def is_pixel_copy(image: Image.Image, other: Image.Image) -> bool:
+    """Whether one picture is an edited copy of the other by their pixels (MATCH_THRESHOLD):
+    what `eval --copies` asks of a hit that the labels do not name."""
+    return match(pixels(image), pixels(other)).similarity >= MATCH_THRESHOLD
 
 
 def _colour_misfit(query: Pixels, candidate: Pixels, found: PixelMatch, query_window, window):

@@ -26,18 +26,28 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .catalog.records import ImageRecord, ModelChooser, Place
-from .catalog.staging import stage_vectors, staged_ids, swap_in_staged
-from .catalog.web import DownloadLog
-from .decode import DEFAULT_MAX_PIXELS, DecodeError, decode_image
-from .embed.base import Embedder, wants_alpha
-from .embed.registry import create_embedder
-from .index.tiny import TINY_LENGTH, tiny_picture
+from lookalike.catalog import (
+    DownloadLog,
+    ImageRecord,
+    ModelChooser,
+    Place,
+    stage_vectors,
+    staged_ids,
+    swap_in_staged,
+)
+from lookalike.embed import Embedder, create_embedder, wants_alpha
+from lookalike.library import Library, LibraryError
+from lookalike.pictures import (
+    DEFAULT_MAX_PIXELS,
+    TINY_LENGTH,
+    DecodeError,
+    decode_image,
+    split_member,
+    tiny_picture,
+)
+from lookalike.sources import ArchiveError, ImageGone, MemoryItem, read_archive, read_image_bytes
+
 from .interrupts import StopOnInterrupt
-from .library import Library, LibraryError
-from .sources.archives import ArchiveError, MemoryItem, read_archive
-from .sources.locate import ImageGone, read_image_bytes
-from .tiles import split_member
 
 
 @dataclass
@@ -325,9 +335,5 @@ def _chunks(catalog, todo: list[int]):
 def _by_archive(catalog, ids: np.ndarray) -> list[int]:
     """`ids` with the archive members last, grouped by archive in member order, so that each
     chunk of work needs few archives (see OriginalReader)."""
-    rows = catalog.conn.execute(
-        "SELECT image_id, min(source || char(0) || member) FROM places "
-        "WHERE member != '' GROUP BY image_id"
-    ).fetchall()
-    key = dict(rows)
+    key = catalog.archive_order()
     return sorted((int(i) for i in ids), key=lambda i: (i in key, key.get(i, ""), i))

@@ -1,8 +1,8 @@
 """The indexing pipeline: sources -> read + hash + decode (worker processes) -> embed (batches)
 -> catalog + index.
 
-    main process                         worker processes (decode_workers.py)
-    ------------                         ------------------------------------
+    main process                         worker processes (workers.py, prepare.py)
+    ------------                         -----------------------------------------
     scan sources; skip places whose      read bytes, sha256; if the catalog already has
     size+mtime are unchanged; open       those bytes done, stop here; else decode and
     archives, hand out their members --> preprocess into the model's input array
@@ -28,17 +28,28 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from .catalog.records import Place
-from .catalog.store import DONE_STATUSES
-from .decode import DEFAULT_MAX_PIXELS
-from .decode_workers import DecodeOutcome, DecodePool
+from lookalike.catalog import DONE_STATUSES, Place
+from lookalike.library import Library
+from lookalike.pictures import DEFAULT_MAX_PIXELS
+from lookalike.sources import (
+    ArchiveError,
+    ArchiveFile,
+    ArchiveLimits,
+    Downloader,
+    Fetcher,
+    FetchPolicy,
+    FolderSource,
+    MemoryItem,
+    Source,
+    SourceItem,
+    SourceProblem,
+    UrlSource,
+    is_url,
+    read_archive,
+)
+
 from .interrupts import StopOnInterrupt
-from .library import Library
-from .sources.archives import ArchiveError, ArchiveLimits, MemoryItem, read_archive
-from .sources.base import ArchiveFile, Source, SourceItem, SourceProblem
-from .sources.folder import FolderSource
-from .sources.http import Fetcher, FetchPolicy, is_url
-from .sources.urls import Downloader, UrlSource
+from .workers import DecodeOutcome, DecodePool
 
 ITEMS_PER_TASK = 8  # amortises inter-process overhead for tiny icons
 SAVE_EVERY_SECONDS = 300.0
@@ -166,8 +177,7 @@ class Indexer:
         except Exception:
             if not failing:
                 raise
-            if self.catalog.conn.in_transaction:
-                self.catalog.conn.execute("ROLLBACK")
+            self.catalog.rollback()
 
     # -- scanning ---------------------------------------------------------------------------------
 
@@ -249,27 +259,14 @@ class Indexer:
                 self._note_error(outcome.place, "image vanished from the catalog during the run")
                 return
             self.report.known += 1
-        elif outcome.error is not None:
-            image_id = self.catalog.put_image(
-                outcome.sha256, outcome.byte_size, status="failed", error=outcome.error
-            )
-            self._note_error(outcome.place, outcome.error)
         else:
-            image_id = self.catalog.put_image(
-                outcome.sha256,
-                outcome.byte_size,
-                status="decoded",
-                width=outcome.width,
-                height=outcome.height,
-                format=outcome.format,
-                frames=outcome.frames,
-                pixel_hash=outcome.pixel_hash,
-                tiny=outcome.tiny,
-                palette_key=outcome.palette_key,
-            )
-            self._batch_ids.append(image_id)
-            self._batch_pixels.append(outcome.pixels)
-            self.report.added += 1
+            image_id = self.catalog.put_image(outcome.image)  # 'decoded', or 'failed'
+            if outcome.error is not None:
+                self._note_error(outcome.place, outcome.error)
+            else:
+                self._batch_ids.append(image_id)
+                self._batch_pixels.append(outcome.pixels)
+                self.report.added += 1
         self.catalog.put_place(image_id, outcome.place, outcome.size, outcome.mtime_ns)
         if outcome.tiles:
             self._record_tiles(outcome)
@@ -282,20 +279,17 @@ class Indexer:
         with the other orphans at the end of the run."""
         place = outcome.place
         self.catalog.delete_tile_places(place.source, place.member)
-        for box, sha, pixels, tiny, palette_key in outcome.tiles:
-            existing = self.catalog.image_by_sha(sha)
+        for tile in outcome.tiles:
+            existing = self.catalog.image_by_sha(tile.image.sha256)
             if existing and (
                 existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
             ):
                 tile_id = existing[0]
             else:
-                tile_id = self.catalog.put_image(
-                    sha, 0, status="decoded", width=box.w, height=box.h, format="tile",
-                    tiny=tiny, palette_key=palette_key,
-                )  # fmt: skip
+                tile_id = self.catalog.put_image(tile.image)
                 self._batch_ids.append(tile_id)
-                self._batch_pixels.append(pixels)
-            tile_place = dataclasses.replace(place, member=box.as_member(place.member))
+                self._batch_pixels.append(tile.pixels)
+            tile_place = dataclasses.replace(place, member=tile.box.as_member(place.member))
             self.catalog.put_place(tile_id, tile_place, outcome.size, outcome.mtime_ns)
         self.report.tiles += len(outcome.tiles)
 
@@ -324,15 +318,18 @@ class Indexer:
             self.library.save_index()
             self._last_save = time.monotonic()
 
+    # One transaction spans the records of a batch, so it is opened and closed here rather
+    # than in a `with catalog.transaction()` block.
+
     def _begin(self) -> None:
         if not self._in_tx:
-            self.catalog.conn.execute("BEGIN IMMEDIATE")
+            self.catalog.begin()
             self._in_tx = True
 
     def _commit(self) -> None:
         if self._in_tx:
             self._in_tx = False  # first: SQLite itself rolls back a COMMIT that hits a full disk
-            self.catalog.conn.execute("COMMIT")
+            self.catalog.commit()
 
     # -- finishing --------------------------------------------------------------------------------
 

@@ -38,15 +38,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import tuning
-from .catalog.schema import SCHEMA_VERSION
-from .catalog.store import Catalog
-from .catalog.vectors import VECTOR_DTYPE
-from .embed.registry import MODELS
-from .index.faiss_index import FaissIndex
-from .index.stores import StoreConfig, open_milvus
-from .index.tiny import TINY_LENGTH
-from .library import (
+from lookalike.catalog import SCHEMA_VERSION, Catalog
+from lookalike.index import FaissIndex, StoreConfig, open_milvus
+from lookalike.library import (
     CATALOG_FILE,
     DOWNLOADS_DIR,
     INDEX_FILE,
@@ -55,10 +49,13 @@ from .library import (
     LibraryError,
     acquire_write_lock,
 )
-from .sources.http import is_url
+from lookalike.pictures import TINY_LENGTH
+from lookalike.sources import is_url
+from lookalike.tuning import ranking_problem
+
+from .rules import model_detail_dim, unsound_vector_ids
 
 SELF_SEARCH_SAMPLE = 200
-NORM_TOLERANCE = 0.02  # float16 storage keeps norms within ~1e-3 of 1
 
 
 @dataclass
@@ -104,7 +101,7 @@ def check_library(root: Path, *, repair: bool = False, files: bool = True) -> Ch
     if repair and any(f.repairable for f in report.errors + report.findings):
         if any(f.area == "catalog" and not f.repairable for f in report.errors):
             return report  # rebuilding an index from a damaged catalog would spread the damage
-        from .repair import repair_library  # repair.py builds on this module's helpers
+        from .repair import repair_library
 
         report.repaired = repair_library(root)
         after = CheckReport()
@@ -147,7 +144,7 @@ def _check(root: Path, report: CheckReport, *, files: bool) -> None:
 
 
 def _check_ranking(root: Path, catalog: Catalog, report: CheckReport) -> None:
-    why = tuning.ranking_problem(root / WHITENING_FILE, catalog)
+    why = ranking_problem(root / WHITENING_FILE, catalog)
     if why:
         report.warning("ranking", f"{why}: search ranks by cosine similarity", repairable=True)
 
@@ -160,12 +157,11 @@ RECOVER_HINT = (
 
 def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
     """Check the SQLite file itself; False when there is nothing further to check."""
-    conn = catalog.conn
-    problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-    if problems != ["ok"]:
+    problems = catalog.integrity_problems()
+    if problems:
         report.error("catalog", f"SQLite integrity: {'; '.join(problems[:5])}{RECOVER_HINT}", False)
         return False
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    version = catalog.schema_version()
     if version == 0:  # found by the kill trials: a kill while the library was being created
         report.warning(
             "catalog",
@@ -181,11 +177,11 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
             True,
         )
         return False
-    dangling = conn.execute("PRAGMA foreign_key_check").fetchall()
+    dangling = catalog.dangling_rows()
     if dangling:
-        tables = sorted({row[0] for row in dangling})
+        tables = sorted(set(dangling))
         report.error("catalog", f"{len(dangling)} rows of {', '.join(tables)} point at no image")
-    counts = dict(conn.execute("SELECT status, COUNT(*) FROM images GROUP BY status").fetchall())
+    counts = catalog.status_counts()
     report.counts.update({f"images {s}": n for s, n in sorted(counts.items())})
     report.counts["places"] = catalog.count_places()
     lacking = len(catalog.ids_lacking_tiny(TINY_LENGTH))
@@ -210,28 +206,18 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
 
 
 def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
-    conn = catalog.conn
     dim = int(catalog.get_meta("dim") or 0)
-    width = np.dtype(VECTOR_DTYPE).itemsize
-    total = conn.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+    total = catalog.vector_count()
     report.counts["vectors"] = total
     if total and not dim:
         report.error("vectors", "vectors are stored but the library records no dimension", False)
         return 0
-    counted = [  # (query counting offending rows, its parameters, what they mean)
-        ("SELECT COUNT(*) FROM vectors WHERE length(vector) != ?", (dim * width,),
-         f"vectors are not {dim}-dimensional"),
-        ("SELECT COUNT(*) FROM images i WHERE i.status IN ('embedded', 'indexed')"
-         " AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.image_id = i.id)", (),
-         "images marked embedded or indexed have no vector"),
-        ("SELECT COUNT(*) FROM vectors v JOIN images i ON i.id = v.image_id"
-         " WHERE i.status NOT IN ('embedded', 'indexed')", (),
-         "vectors belong to images marked decoded or failed"),
-    ]  # fmt: skip
-    for query, params, meaning in counted:
-        n = conn.execute(query, params).fetchone()[0]
-        if n:
-            report.error("vectors", f"{n} {meaning}")
+    if n := len(catalog.missized_vector_ids(dim)):
+        report.error("vectors", f"{n} vectors are not {dim}-dimensional")
+    if n := catalog.vectorless_image_count():
+        report.error("vectors", f"{n} images marked embedded or indexed have no vector")
+    if n := catalog.stray_vector_count():
+        report.error("vectors", f"{n} vectors belong to images marked decoded or failed")
     unsound = len(unsound_vector_ids(catalog, dim))
     if unsound:
         report.error("vectors", f"{unsound} vectors are not finite unit vectors")
@@ -239,16 +225,13 @@ def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
 
 
 def _check_details(catalog: Catalog, report: CheckReport) -> None:
-    detail_bytes = model_detail_bytes(catalog)
-    if not detail_bytes:  # a model without details, or one that cannot be loaded here
+    detail_dim = model_detail_dim(catalog)
+    if not detail_dim:  # a model without details, or one that cannot be loaded here
         return
-    n = catalog.conn.execute(
-        "SELECT COUNT(*) FROM vectors WHERE detail IS NOT NULL AND length(detail) != ?",
-        (detail_bytes,),
-    ).fetchone()[0]
+    n = catalog.missized_detail_count(detail_dim)
     if n:  # search and tune read them as missing: the learned ranking uses the vector alone
         report.error("vectors", f"{n} images have details of the wrong length (damaged)")
-    lacking = len(catalog.ids_lacking_details(detail_bytes // np.dtype(VECTOR_DTYPE).itemsize))
+    lacking = len(catalog.ids_lacking_details(detail_dim))
     if lacking > n:  # none (dropped by --repair, or never made), or not finite
         report.warning(
             "vectors",
@@ -256,26 +239,6 @@ def _check_details(catalog: Catalog, report: CheckReport) -> None:
             "their vectors alone; `lookalike check --repair` reads them again to make theirs",
             True,
         )
-
-
-def model_detail_bytes(catalog: Catalog) -> int | None:
-    """How long the library's model's details are, in bytes (0: it has none); None when the
-    model is unknown or its runtime is not installed."""
-    info = MODELS.get(catalog.get_meta("model") or "")
-    if info is None or not info.runtime_installed():
-        return None
-    return info.load().detail_dim * np.dtype(VECTOR_DTYPE).itemsize
-
-
-def unsound_vector_ids(catalog: Catalog, dim: int) -> list[int]:
-    """Ids of right-sized vectors with NaN/inf values or far from unit length."""
-    bad: list[int] = []
-    for ids, vectors in catalog.iter_vectors(dim=dim):
-        with np.errstate(all="ignore"):
-            norms = np.linalg.norm(vectors, axis=1)
-        sound = np.isfinite(vectors).all(axis=1) & (np.abs(norms - 1) < NORM_TOLERANCE)
-        bad.extend(ids[~sound].tolist())
-    return bad
 
 
 def _check_index(root: Path, catalog: Catalog, dim: int, report: CheckReport) -> None:
@@ -352,7 +315,7 @@ def _check_self_search(catalog: Catalog, index, candidates: np.ndarray, report: 
 
 def _check_files(catalog: Catalog, report: CheckReport) -> None:
     missing_files = 0
-    for (source,) in catalog.conn.execute("SELECT DISTINCT source FROM places"):
+    for source in catalog.place_sources():
         if not is_url(source) and not os.path.exists(source):
             missing_files += 1
     if missing_files:
@@ -363,9 +326,7 @@ def _check_files(catalog: Catalog, report: CheckReport) -> None:
         )
     gone_downloads = sum(
         1
-        for (path,) in catalog.conn.execute(
-            "SELECT path FROM downloads WHERE status = 'done' AND path IS NOT NULL"
-        )
+        for path in catalog.cached_download_paths()
         if not (catalog.path.parent / DOWNLOADS_DIR / path).exists()
     )
     if gone_downloads:

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .index.whitening import Whitening
-    from .library import Library
+    from lookalike.catalog import Catalog
+
+    from .whitening import Whitening
 
 # Chosen on tango_icons, freeciv_flags and rltiles by bench/whitening.py (k 15-30, alpha
 # 0.5-0.7 all within 0.01 of each other; docs/quality.md, 'Diffusion'); 20 of 200 candidates,
@@ -36,7 +37,7 @@ DIFFUSION_STEPS = 20  # 0.6 ** 20 < 1e-4: converged
 
 
 def rank_whitened(
-    library: Library,
+    catalog: Catalog,
     whitening: Whitening,
     query: np.ndarray,
     candidates: list[tuple[int, float]],
@@ -47,7 +48,6 @@ def rank_whitened(
     first: those whose cosine similarity makes them copies (`copy_threshold`, the exact ones
     among them) before all others, as tiers are listed, by their score; the others in the
     order of diffusion. `query_details`: the model's details of the query, if it has them."""
-    catalog = library.catalog
     ids, vectors = catalog.vectors([i for i, _ in candidates])
     if not len(ids):
         return []

@@ -26,17 +26,17 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
+from lookalike.catalog import DownloadLog
+from lookalike.pictures import DecodeError, decode_image, to_rgb
+from lookalike.sources import ImageGone, read_image_bytes
+
 from . import pixel_match
-from .catalog.web import DownloadLog
-from .decode import DecodeError, decode_image, strip_frame, to_rgb
-from .index import tiny
-from .sources.locate import ImageGone, read_image_bytes
+from .hits import Hit, Verification
 
 if TYPE_CHECKING:
-    from .catalog.records import ImageRecord
-    from .hits import Hit
-    from .library import Library
-    from .search import QueryVector
+    from lookalike.library import Library
+
+    from .query import QueryVector
 
 WORK_SIZE = 256  # longer side the pictures are brought to (up or down)
 # Below this (shorter side, in pixels) keypoints are mostly the stair steps of pixel art, which
@@ -67,34 +67,10 @@ class Features:
     size: tuple[int, int]  # original (width, height)
 
 
-@dataclass(frozen=True)
-class Verification:
-    matched: bool
-    inliers: int
-    region: tuple[int, int, int, int] | None = None  # x, y, width, height in the candidate
-    overlap: float = 0.0  # share of the candidate's area that the matched region covers
-    mirrored: bool = False
-    method: str = "keypoints"  # or "pixels" (small pictures: pixel_match.py)
-    similarity: float | None = None  # pixel similarity, for method "pixels"
-    colour_penalty: float = 0.0  # of the pixel similarity, in the order of copies only
-
-    def as_dict(self) -> dict:
-        return {
-            "matched": self.matched,
-            "method": self.method,
-            "inliers": self.inliers,
-            "similarity": None if self.similarity is None else round(self.similarity, 4),
-            "colour_penalty": round(self.colour_penalty, 4),
-            "region": list(self.region) if self.region else None,
-            "overlap": round(self.overlap, 3),
-            "mirrored": self.mirrored,
-        }
-
-    @classmethod
-    def from_pixels(cls, found: pixel_match.PixelMatch) -> Verification:
-        matched = found.similarity >= pixel_match.MATCH_THRESHOLD
-        return cls(matched, 0, found.region, found.overlap, found.mirrored, "pixels",
-                   found.similarity, found.colour_penalty)  # fmt: skip
+def _from_pixels(found: pixel_match.PixelMatch) -> Verification:
+    matched = found.similarity >= pixel_match.MATCH_THRESHOLD
+    return Verification(matched, 0, found.region, found.overlap, found.mirrored, "pixels",
+                        found.similarity, found.colour_penalty)  # fmt: skip
 
 
 class _FeatureCache:
@@ -210,68 +186,8 @@ def verification_depth(library: Library, query: QueryVector) -> int:
     return PIXEL_DEPTH if min(size) < MIN_SIDE else KEYPOINT_DEPTH
 
 
-def tiny_candidates(
-    library: Library,
-    query: QueryVector,
-    known: set[int],
-    *,
-    exclude: int | None = None,
-    allowed: np.ndarray | None = None,
-) -> dict[int, ImageRecord]:
-    """More candidates for verification by pixels, found by tiny pictures (index/tiny.py),
-    less those in `known`, kept where either side is under MIN_SIDE (larger pairs are the
-    vector search's and the keypoints' business), best first, with their records: the images
-    whose tiny pictures correlate best with the query's, or with the picture inside its frame
-    if it has one (a border added), then those a small query may be a crop of. These are
-    copies the vector search ranks low: a 16 px icon shrunk to 6 px or saved as JPEG at
-    quality 10, half a 32 px tile (docs/quality.md)."""
-    catalog, pictures = library.catalog, []
-    if query.image is not None:
-        size = query.image.size
-        query_small = min(size) < MIN_SIDE
-        # (a large query's frame is not looked for: 20 ms on a 640 x 480 photo, and its
-        # tiny-picture candidates are only the few small images)
-        inside = strip_frame(query.image) if query_small else None
-        pictures = [tiny.tiny_picture(p) for p in (query.image, inside) if p is not None]
-    elif query.image_id is not None and (record := catalog.image(query.image_id)):
-        pictures = [catalog.tiny_picture(query.image_id)]
-        query_small = min(record.width or 0, record.height or 0) < MIN_SIDE
-    pictures = [p for p in pictures if p is not None]
-    if not pictures:
-        return {}
-    best: dict[int, float] = {}
-    for picture in pictures:
-        found = library.tiny_pictures.search(
-            catalog, picture, tiny.TINY_DEPTH, exclude=exclude, allowed=allowed
-        )
-        for i, score in found:
-            best[i] = max(score, best.get(i, -np.inf))
-    ranked = sorted(best, key=lambda i: -best[i])[: tiny.TINY_DEPTH]
-    if query.image is not None and tiny.HUE_DEPTH > 0:  # a hue-shifted copy's original
-        turned = library.tiny_pictures.search_as_is(
-            catalog,
-            tiny.hue_turned(query.image),
-            tiny.HUE_DEPTH + len(ranked),
-            exclude=exclude,
-            allowed=allowed,
-        )
-        ranked += [i for i, _ in turned if i not in ranked][: tiny.HUE_DEPTH]
-    if query_small and query.image is not None:  # only a small picture's crops are compared
-        within = library.tiny_pictures.search_within(
-            catalog,
-            query.image,
-            tiny.CROP_DEPTH,
-            offset_k=tiny.OFFSET_DEPTH,
-            exclude=exclude,
-            allowed=allowed,
-        )
-        ranked += [i for i, _ in within]
-    new = list(dict.fromkeys(i for i in ranked if i not in known))
-    records = catalog.images(new)  # leaves out images deleted since
-    return {i: records[i] for i in new if i in records and (query_small or _small(records[i]))}
-
-
-def _small(record) -> bool:
+def small_picture(record) -> bool:
+    """Whether a record's picture is compared pixel by pixel (under MIN_SIDE on a side)."""
     return min(record.width or 0, record.height or 0) < MIN_SIDE
 
 
@@ -302,7 +218,7 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
     query_small = min(image.size) < MIN_SIDE
 
     def small(record) -> bool:
-        return query_small or _small(record)
+        return query_small or small_picture(record)
 
     # Each side's description is made once, and only if some candidate needs it.
     query_pixels = pixel_match.pixels(image) if any(small(h.record) for h in hits) else None
@@ -328,11 +244,7 @@ def verify_hits(library: Library, query: QueryVector, hits: list[Hit]) -> None:
     def check(record) -> Verification | None:
         if small(record):
             found = described(record, candidate_pixels, pixel_match.pixels, pixel_match.MAX_SIDE)
-            return (
-                None
-                if found is None
-                else Verification.from_pixels(pixel_match.match(query_pixels, found))
-            )
+            return None if found is None else _from_pixels(pixel_match.match(query_pixels, found))
         found = described(record, candidate_features, features, WORK_SIZE)
         return None if found is None else verify(query_features, mirror_features, found)
 

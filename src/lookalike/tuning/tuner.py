@@ -24,19 +24,20 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .catalog.store import Catalog
-from .decode import DEFAULT_MAX_PIXELS
-from .embed.base import preprocess
-from .index.whitening import (
+from lookalike.catalog import Catalog
+from lookalike.embed import preprocess
+from lookalike.ingest import ReembedReport, read_originals, reembed
+from lookalike.library import Library, library_share
+from lookalike.pictures import DEFAULT_MAX_PIXELS, RecolourCount
+from lookalike.ranking import (
     MIN_VARIANT_PAIRS,
     Whitening,
     WhiteningError,
     learn_whitening,
     neighbour_pairs,
 )
-from .library import Library
-from .recolours import RecolourCount, library_share, recolour_blind_model
-from .reembed import ReembedReport, read_originals, reembed
+
+from .recolours import recolour_blind_model
 from .variants import variant_pairs, variant_pixels
 
 MIN_IMAGES = 500  # below this, a library is left unwhitened (plain cosine similarity)

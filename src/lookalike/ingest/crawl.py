@@ -21,13 +21,21 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from ...catalog.web import CrawlQueue
-from ...indexing import Indexer, IndexReport
-from ...interrupts import StopOnInterrupt
-from ...library import Library
-from ..http import Fetcher, FetchError, FetchPolicy
-from ..urls import Downloader, UrlSource, UrlTask
-from .base import Parsed, SiteAdapter
+from lookalike.catalog import CrawlQueue
+from lookalike.library import Library
+from lookalike.sources import (
+    Downloader,
+    Fetcher,
+    FetchError,
+    FetchPolicy,
+    Parsed,
+    SiteAdapter,
+    UrlSource,
+    UrlTask,
+)
+
+from .interrupts import StopOnInterrupt
+from .pipeline import Indexer, IndexReport
 
 MAX_ATTEMPTS = 3
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embed.base import l2_normalise
+from lookalike.embed import l2_normalise
 
 _OPERATOR = re.compile(r"\s+([+-])\s+")
 _LEADING = re.compile(r"^\s*([+-])\s+")

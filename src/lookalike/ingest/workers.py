@@ -2,17 +2,15 @@
 
 The main process hands out small lists of `SourceItem`s; each worker reads the bytes, hashes
 them, asks the catalog (read-only) whether those bytes are already done, and only then decodes
-and preprocesses. What comes back is a `DecodeOutcome`: the model input array, or the error,
-with the item's place, never the bytes themselves.
+and preprocesses them (prepare.py). What comes back is a `DecodeOutcome`: the image's row and
+model input, or the error, with the item's place, never the bytes themselves.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import signal
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,13 +20,12 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from .catalog.records import Place
-from .decode import DecodeError, decode_image
-from .embed.base import Preprocessor, preprocess, wants_alpha
-from .index.tiny import tiny_picture
-from .recolours import palette_signature
-from .sources.base import SourceError, SourceItem
-from .tiles import Box, find_tiles, tile_sha256
+from lookalike.catalog import Catalog, NewImage, Place
+from lookalike.embed import Preprocessor
+from lookalike.pictures import DecodeError
+from lookalike.sources import SourceError, SourceItem
+
+from .prepare import Tile, image_sha256, prepare_image
 
 TASKS_IN_FLIGHT_PER_WORKER = 4
 
@@ -39,20 +36,11 @@ class DecodeOutcome:
     size: int | None  # of the file, as the source reported it (for skipping it next time)
     mtime_ns: int | None
     sha256: str | None = None  # None: the bytes could not even be read
-    byte_size: int = 0
     known: bool = False  # the catalog already has these bytes, done
-    pixels: np.ndarray | None = None
-    width: int | None = None
-    height: int | None = None
-    format: str | None = None
-    frames: int | None = None
-    pixel_hash: str | None = None
-    palette_key: str | None = None  # recolours.palette_signature
-    tiny: bytes | None = None  # its tiny picture (index/tiny.py)
+    image: NewImage | None = None  # the row to record: 'decoded', or 'failed' with its error
+    pixels: np.ndarray | None = None  # the model input, when decoded
+    tiles: tuple[Tile, ...] = ()  # with --tiles, the sprites of a sheet
     error: str | None = None
-    # with --tiles, the sprites of a sheet: (box, identity, model input, tiny picture,
-    # palette key) each
-    tiles: tuple[tuple[Box, str, np.ndarray, bytes, str], ...] = ()
 
 
 class DecodePool:
@@ -128,9 +116,9 @@ def _worker_init(
     os.nice(5)
     _keep_freed_memory()
     _exit_with_parent(parent)
-    conn = sqlite3.connect(f"file:{catalog_path}?mode=ro", uri=True, timeout=30)
+    catalog = Catalog(catalog_path, readonly=True)
     _worker.update(
-        conn=conn, preprocess=preprocess, max_pixels=max_pixels, retry=retry, tiles=tiles
+        catalog=catalog, preprocess=preprocess, max_pixels=max_pixels, retry=retry, tiles=tiles
     )
 
 
@@ -169,51 +157,22 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         data = item.read()
     except SourceError as exc:
         return DecodeOutcome(**where, error=f"read: {exc}")
-    sha = hashlib.sha256(data).hexdigest()
-    row = _worker["conn"].execute("SELECT status FROM images WHERE sha256 = ?", (sha,)).fetchone()
-    if row and (row[0] in ("embedded", "indexed") or (row[0] == "failed" and not _worker["retry"])):
-        return DecodeOutcome(**where, sha256=sha, byte_size=len(data), known=True)
-    prep = _worker["preprocess"]
-    tiles: tuple = ()
+    sha = image_sha256(data)
+    row = _worker["catalog"].image_by_sha(sha)
+    if row and (row[1] in ("embedded", "indexed") or (row[1] == "failed" and not _worker["retry"])):
+        return DecodeOutcome(**where, sha256=sha, known=True)
     try:
-        if _worker["tiles"]:  # full size, alpha kept: the sprites are found in it
-            decoded = decode_image(
-                data, max_pixels=_worker["max_pixels"], keep_alpha=True, palette=True
-            )
-            crops = [(box, box.crop(decoded.image)) for box in find_tiles(decoded.image)]
-            tiles = tuple(
-                (
-                    box,
-                    tile_sha256(crop),
-                    preprocess(prep, crop),
-                    tiny_picture(crop),
-                    palette_signature(crop),
-                )
-                for box, crop in crops
-            )
-            pixels = preprocess(prep, decoded.image)
-        else:
-            decoded = decode_image(
-                data,
-                max_pixels=_worker["max_pixels"],
-                min_size=getattr(prep, "size", None),
-                keep_alpha=wants_alpha(prep),
-                palette=True,
-            )
-            pixels = prep(decoded.image)
+        prepared = prepare_image(
+            data,
+            sha,
+            _worker["preprocess"],
+            max_pixels=_worker["max_pixels"],
+            tiles=_worker["tiles"],
+        )
     except DecodeError as exc:
-        return DecodeOutcome(**where, sha256=sha, byte_size=len(data), error=f"decode: {exc}")
+        error = f"decode: {exc}"
+        failed = NewImage(sha, len(data), status="failed", error=error)
+        return DecodeOutcome(**where, sha256=sha, image=failed, error=error)
     return DecodeOutcome(
-        **where,
-        sha256=sha,
-        byte_size=len(data),
-        pixels=pixels,
-        width=decoded.width,
-        height=decoded.height,
-        format=decoded.format,
-        frames=decoded.frames,
-        pixel_hash=decoded.pixel_hash,
-        palette_key=decoded.palette_key,
-        tiny=tiny_picture(decoded.image),
-        tiles=tiles,
+        **where, sha256=sha, image=prepared.image, pixels=prepared.pixels, tiles=prepared.tiles
     )

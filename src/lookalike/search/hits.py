@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .catalog.records import ImageRecord
+from lookalike.catalog import ImageRecord
 
 if TYPE_CHECKING:
-    from .library import Library
-    from .search import QueryVector
-    from .verify import Verification
+    from lookalike.library import Library
+
+    from .query import QueryVector
 
 DUPLICATE_THRESHOLD = 0.97  # measured: docs/quality.md, 'Near-duplicate threshold'
 COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Match tiers'
@@ -32,6 +32,30 @@ COPY_THRESHOLD = 0.98  # unverified "copy" tier; measured: docs/quality.md, 'Mat
 # summary of embed/effnet_lite0.py reads a picture with an alpha channel its own way).
 EXACT_MIN_COSINE = 0.999
 TIER_ORDER = {"exact": 0, "copy": 1, "similar": 2}
+
+
+@dataclass(frozen=True)
+class Verification:
+    matched: bool
+    inliers: int
+    region: tuple[int, int, int, int] | None = None  # x, y, width, height in the candidate
+    overlap: float = 0.0  # share of the candidate's area that the matched region covers
+    mirrored: bool = False
+    method: str = "keypoints"  # or "pixels" (small pictures: pixel_match.py)
+    similarity: float | None = None  # pixel similarity, for method "pixels"
+    colour_penalty: float = 0.0  # of the pixel similarity, in the order of copies only
+
+    def as_dict(self) -> dict:
+        return {
+            "matched": self.matched,
+            "method": self.method,
+            "inliers": self.inliers,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "colour_penalty": round(self.colour_penalty, 4),
+            "region": list(self.region) if self.region else None,
+            "overlap": round(self.overlap, 3),
+            "mirrored": self.mirrored,
+        }
 
 
 @dataclass

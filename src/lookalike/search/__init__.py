@@ -1,0 +1,35 @@
+"""Queries to hits: the searcher, query vectors and expressions, match tiers and
+near-duplicates, and the verification of copies by keypoints or pixels.
+"""
+
+from importlib import import_module
+
+from .hits import Hit, QueryResult, hit_to_dict
+from .query import QueryError, QueryVector
+from .searcher import Searcher
+
+# Verification imports OpenCV: loaded when a search verifies, not with every search.
+_VERIFICATION = {
+    "is_pixel_copy": ".pixel_match",
+    "MIN_SIDE": ".verify",
+    "indexed_image": ".verify",
+}
+
+
+__all__ = [
+    "Hit",
+    "MIN_SIDE",
+    "QueryError",
+    "QueryResult",
+    "QueryVector",
+    "Searcher",
+    "hit_to_dict",
+    "indexed_image",
+    "is_pixel_copy",
+]
+
+
+def __getattr__(name: str):
+    if name in _VERIFICATION:
+        return getattr(import_module(_VERIFICATION[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
