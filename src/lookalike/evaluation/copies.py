@@ -221,6 +221,8 @@ def each_copy(dataset: Path, originals: list, by_source: dict, rng: random.Rando
 
 
 def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> CopyReport:
+    """Search for every copy of `originals` (made with `rng`) and for every `held_out` image;
+    `rows`: all of the set's, for their groups."""
     searcher = Searcher(library)
     records = library.catalog.images(library.catalog.vector_ids())
     by_source = {p.source: rid for rid, rec in records.items() for p in rec.places}
@@ -230,83 +232,87 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
         if rid is not None and row.group:
             group_of_id[rid].add(row.group)
 
-    truth = Truth(library, records, group_of_id)
-    found1, found10, per_t = [], [], defaultdict(lambda: {"r1": [], "r10": [], "score": []})
-    copy_scores, other_scores, worst, query_seconds, wrong_tiers = [], [], [], [], []
-    unlabelled: list[dict] = []  # tiered top hits counted right that the labels do not name
-    twins = right_on_copies = 0
-    right_by: dict[str, int] = defaultdict(int)  # tiered top hits counted right, by why
-    wrong_by: dict[str, int] = defaultdict(int)  # and wrong: on copies, on held-out queries
+    search = _CopySearch(library, searcher, Truth(library, records, group_of_id), dataset, verify)
     for row, original_id, transform, data, note in each_copy(dataset, originals, by_source, rng):
-        t0 = time.perf_counter()
-        query = searcher.bytes_vector(data, details=not verify)
-        hits = searcher.search_vector(query, 10, collapse=False, verify=verify)
-        query_seconds.append(time.perf_counter() - t0)
+        search.search_copy(row, original_id, transform, data, note)
+    for row in held_out:
+        search.search_held_out(row)
+    tally = search.tally
+    return CopyReport(
+        dataset=dataset.name,
+        originals=len(originals),
+        copies=len(tally.found1),
+        negatives=len(held_out),
+        recall_at_1=float(np.mean(tally.found1)) if tally.found1 else 0.0,
+        recall_at_10=float(np.mean(tally.found10)) if tally.found10 else 0.0,
+        per_transform=tally.per_transform(),
+        copy_scores=_percentiles(tally.copy_scores, (1, 5, 25, 50)),
+        other_scores=_percentiles(tally.other_scores, (50, 95, 99, 100)),
+        tiers=tally.tiers(),
+        model=library.embedder.model_id,
+        worst=tally.worst,
+        wrong_tiers=tally.wrong_tiers,
+        right_unlabelled=tally.unlabelled,
+        verify=verify,
+        query_ms=_percentiles([t * 1000 for t in tally.query_seconds], (50, 99)),
+    )
+
+
+@dataclass
+class _Tally:
+    """What the searches found, as the report counts it."""
+
+    found1: list[bool] = field(default_factory=list)  # per copy: the original ranked first
+    found10: list[bool] = field(default_factory=list)  # and among the first ten
+    per_t: dict = field(default_factory=lambda: defaultdict(lambda: {"r1": [], "r10": [], "score": []}))  # fmt: skip
+    copy_scores: list[float] = field(default_factory=list)
+    other_scores: list[float] = field(default_factory=list)
+    query_seconds: list[float] = field(default_factory=list)
+    worst: list[dict] = field(default_factory=list)
+    wrong_tiers: list[dict] = field(default_factory=list)
+    # tiered top hits counted right that the labels do not name
+    unlabelled: list[dict] = field(default_factory=list)
+    twins: int = 0
+    right_on_copies: int = 0
+    # tiered top hits counted right, by why
+    right_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # and wrong: on copies, on held-out queries
+    wrong_by: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def recall(self, transform: str, hits: list, original_id: int, same: set[int]) -> bool:
+        """Count where a copy's original (or what is as right: `same`) came among its `hits`;
+        whether first."""
         ids = [h.id for h in hits]
-        why = {h.id: truth.why(h.record, query, row.group, original_id) for h in hits}
-        same = {original_id} | {i for i, reason in why.items() if reason}
         r1, r10 = bool(ids) and ids[0] in same, bool(same & set(ids))
-        found1.append(r1)
-        found10.append(r10)
-        stats = per_t[transform]
+        self.found1.append(r1)
+        self.found10.append(r10)
+        stats = self.per_t[transform]
         stats["r1"].append(r1)
         stats["r10"].append(r10)
         original_hit = next((h for h in hits if h.id == original_id), None)
         if original_hit:
-            copy_scores.append(original_hit.score)
+            self.copy_scores.append(original_hit.score)
             stats["score"].append(original_hit.score)
         others = [h.score for h in hits if h.id not in same]
         if others:
-            other_scores.append(max(others))
-        top = hits[0] if hits else None
-        if top is not None and top.tier in ("exact", "copy"):
-            if top.id in same:
-                reason = why.get(top.id) or "original"
-                right_by[reason] += 1
-                right_on_copies += 1
-                if reason not in LABELLED and len(unlabelled) < 20:
-                    unlabelled.append(_unlabelled(row, note, top, reason))
-            else:
-                wrong_by["copies"] += 1
-                twin = is_twin(library, top.record, original_id=original_id)
-                twins += twin
-                if len(wrong_tiers) < 20:
-                    wrong_tiers.append(_wrong_tier(row, note, top, twin))
-        if not r1 and len(worst) < 10:
-            top_place = top.record.first_place.display if top else None
-            worst.append({"original": row.path, "copy": note, "top": top_place})
-    for row in held_out:
-        data = (dataset / row.path).read_bytes()
-        query = searcher.bytes_vector(data, details=not verify)
-        hits = searcher.search_vector(query, 1, collapse=False, verify=verify)
-        if hits:
-            image = decode_image(data).image
-            reason = truth.why(hits[0].record, query, row.group, image=image)
-            if not reason:
-                other_scores.append(hits[0].score)
-            if hits[0].tier in ("exact", "copy"):
-                if reason:
-                    right_by[reason] += 1
-                    if reason not in LABELLED and len(unlabelled) < 20:
-                        unlabelled.append(_unlabelled(row, None, hits[0], reason))
-                else:
-                    wrong_by["held-out"] += 1
-                    twin = is_twin(library, hits[0].record, image=image)
-                    twins += twin
-                    if len(wrong_tiers) < 20:
-                        wrong_tiers.append(_wrong_tier(row, None, hits[0], twin))
-    right, wrong = sum(right_by.values()), sum(wrong_by.values())
-    tiered = right + wrong
-    # what the ground truth labels: the original, its group, the same picture stored twice
-    labelled = sum(n for reason, n in right_by.items() if reason in LABELLED)
-    return CopyReport(
-        dataset=dataset.name,
-        originals=len(originals),
-        copies=len(found1),
-        negatives=len(held_out),
-        recall_at_1=float(np.mean(found1)) if found1 else 0.0,
-        recall_at_10=float(np.mean(found10)) if found10 else 0.0,
-        per_transform=[
+            self.other_scores.append(max(others))
+        return r1
+
+    def right(self, row, note: str | None, hit, reason: str) -> None:
+        """Count a top hit tiered exact or copy that is right, and why."""
+        self.right_by[reason] += 1
+        if reason not in LABELLED and len(self.unlabelled) < 20:
+            self.unlabelled.append(_unlabelled(row, note, hit, reason))
+
+    def wrong(self, on: str, row, note: str | None, hit, twin: bool) -> None:
+        """Count a top hit tiered exact or copy that is wrong, `on` "copies" or "held-out"."""
+        self.wrong_by[on] += 1
+        self.twins += twin
+        if len(self.wrong_tiers) < 20:
+            self.wrong_tiers.append(_wrong_tier(row, note, hit, twin))
+
+    def per_transform(self) -> list[TransformScore]:
+        return [
             TransformScore(
                 t,
                 len(s["r1"]),
@@ -314,31 +320,81 @@ def _search_copies(library, dataset, originals, held_out, rows, rng, verify) -> 
                 float(np.mean(s["r10"])),
                 float(np.median(s["score"])) if s["score"] else 0.0,
             )
-            for t, s in per_t.items()
-        ],
-        copy_scores=_percentiles(copy_scores, (1, 5, 25, 50)),
-        other_scores=_percentiles(other_scores, (50, 95, 99, 100)),
-        tiers={
+            for t, s in self.per_t.items()
+        ]
+
+    def tiers(self) -> dict:
+        right, wrong = sum(self.right_by.values()), sum(self.wrong_by.values())
+        tiered = right + wrong
+        # what the ground truth labels: the original, its group, the same picture stored twice
+        labelled = sum(n for reason, n in self.right_by.items() if reason in LABELLED)
+        return {
             "copy_tier_precision": right / tiered if tiered else 1.0,
             # right only where the ground truth says so (LABELLED): a hit with the copy's own
             # pixels, or an unlabelled palette swap of the original, counts wrong
             "copy_tier_precision_labelled_only": labelled / tiered if tiered else 1.0,
             # with a hit that is a copy of the original by the verifier's own comparison (its
             # mirror image, a recolour: copy_truth.is_twin) counted right too
-            "copy_tier_precision_twins_right": (right + twins) / tiered if tiered else 1.0,
-            "copy_tier_recall": right_on_copies / len(found1) if found1 else 0.0,
-            "right_copies_by": dict(right_by),  # tiered top hits counted right, by why (copy_truth)
-            "false_copies_on_copies": wrong_by["copies"],
-            "false_copies_on_negatives": wrong_by["held-out"],
-            "false_copies_that_are_twins": twins,
-        },
-        model=library.embedder.model_id,
-        worst=worst,
-        wrong_tiers=wrong_tiers,
-        right_unlabelled=unlabelled,
-        verify=verify,
-        query_ms=_percentiles([t * 1000 for t in query_seconds], (50, 99)),
-    )
+            "copy_tier_precision_twins_right": (right + self.twins) / tiered if tiered else 1.0,
+            "copy_tier_recall": self.right_on_copies / len(self.found1) if self.found1 else 0.0,
+            # tiered top hits counted right, by why (copy_truth)
+            "right_copies_by": dict(self.right_by),
+            "false_copies_on_copies": self.wrong_by["copies"],
+            "false_copies_on_negatives": self.wrong_by["held-out"],
+            "false_copies_that_are_twins": self.twins,
+        }
+
+
+@dataclass
+class _CopySearch:
+    """One evaluation's searches, each counted in `tally` as it is made."""
+
+    library: Library
+    searcher: Searcher
+    truth: Truth
+    dataset: Path
+    verify: bool
+    tally: _Tally = field(default_factory=_Tally)
+
+    def search_copy(self, row, original_id: int, transform: str, data: bytes, note: str) -> None:
+        """Search for one edited copy (its encoded `data`) of the image `original_id`."""
+        tally = self.tally
+        t0 = time.perf_counter()
+        query = self.searcher.bytes_vector(data, details=not self.verify)
+        hits = self.searcher.search_vector(query, 10, collapse=False, verify=self.verify)
+        tally.query_seconds.append(time.perf_counter() - t0)
+        why = {h.id: self.truth.why(h.record, query, row.group, original_id) for h in hits}
+        same = {original_id} | {i for i, reason in why.items() if reason}
+        r1 = tally.recall(transform, hits, original_id, same)
+        top = hits[0] if hits else None
+        if top is not None and top.tier in ("exact", "copy"):
+            if top.id in same:
+                tally.right(row, note, top, why.get(top.id) or "original")
+                tally.right_on_copies += 1
+            else:
+                twin = is_twin(self.library, top.record, original_id=original_id)
+                tally.wrong("copies", row, note, top, twin)
+        if not r1 and len(tally.worst) < 10:
+            top_place = top.record.first_place.display if top else None
+            tally.worst.append({"original": row.path, "copy": note, "top": top_place})
+
+    def search_held_out(self, row) -> None:
+        """Search for a held-out image: no copy of it is in the library."""
+        data = (self.dataset / row.path).read_bytes()
+        query = self.searcher.bytes_vector(data, details=not self.verify)
+        hits = self.searcher.search_vector(query, 1, collapse=False, verify=self.verify)
+        if not hits:
+            return
+        image = decode_image(data).image
+        reason = self.truth.why(hits[0].record, query, row.group, image=image)
+        if not reason:
+            self.tally.other_scores.append(hits[0].score)
+        if hits[0].tier in ("exact", "copy"):
+            if reason:
+                self.tally.right(row, None, hits[0], reason)
+            else:
+                twin = is_twin(self.library, hits[0].record, image=image)
+                self.tally.wrong("held-out", row, None, hits[0], twin)
 
 
 def _unlabelled(row, note: str | None, hit, why: str) -> dict:

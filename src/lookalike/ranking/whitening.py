@@ -26,6 +26,7 @@ vectors. Measured on ../shared/bench-data (docs/quality.md, 'Learned whitening')
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,8 +143,28 @@ def learn_whitening(
     diffs = np.concatenate(diffs) if diffs else np.zeros((0, vectors.shape[1]), np.float32)
     if len(vectors) < 2 or not len(diffs):
         raise ValueError("learning a whitening needs at least two images and one edited view")
-    dim = vectors.shape[1]
     mean = vectors.mean(axis=0, dtype=np.float64)
+    inverse_root = _inverse_root(diffs, vectors.shape[1], shrink)
+    # then the library's own principal axes in that space, the largest `dims` of them
+    spread_of, stretch = _spread_to_keep(
+        inverse_root(vectors - mean.astype(np.float32)), variants, inverse_root
+    )
+    spread, rotation = _principal_axes(spread_of)
+    keep = np.argsort(spread)[::-1][:dims]
+    axes = rotation[:, keep] * (spread[keep] / spread[keep].max()) ** stretch
+    return Whitening(
+        mean=mean.astype(np.float32),
+        projection=inverse_root(axes.T.astype(np.float32)).T,  # Cs^-1/2 is symmetric
+        model_id=model_id,
+        images=len(views[0][0]),
+        library_size=library_size,
+        detail_dim=detail_dim,
+    )
+
+
+def _inverse_root(diffs: np.ndarray, dim: int, shrink: float) -> Callable[[np.ndarray], np.ndarray]:
+    """x -> x Cs^-1/2, for float32 rows x of `dim` numbers: Cs the covariance of the pairs'
+    `diffs`."""
     # Cs^-1/2, with the eigenvalues shrunk towards their mean so that directions the few
     # pairs never moved are not blown up. Cs has rank <= len(diffs): its other eigenvalues are
     # 0, shrunk to `floor`, so Cs^-1/2 = I / sqrt(floor) + axes (1/sqrt(values) - 1/sqrt(floor)) axes^T
@@ -162,32 +183,30 @@ def learn_whitening(
         def inverse_root(x: np.ndarray) -> np.ndarray:
             return x * base + ((x @ axes32) * gain32) @ axes32.T
 
-    # then the library's own principal axes in that space, the largest `dims` of them
-    spread_of = inverse_root(vectors - mean.astype(np.float32))
-    stretch = 0.0
-    if variants is not None and len(variants) >= MIN_VARIANT_PAIRS:
-        # the variants' differences, scaled so that their spread in all counts VARIANT_WEIGHT
-        # times the library's, whatever their size (in tango_icons they are about as large;
-        # among pictures that differ wholly, far smaller)
-        apart = inverse_root(np.asarray(variants, np.float32))
-        weight = VARIANT_WEIGHT * _mean_square(spread_of) / max(_mean_square(apart), 1e-12)
-        rows = len(spread_of) + len(apart)  # _principal_axes divides by them
-        spread_of = np.vstack([
-            spread_of * np.float32(np.sqrt(rows / len(spread_of))),
-            apart * np.float32(np.sqrt(weight * rows / len(apart))),
-        ])  # fmt: skip
-        stretch = VARIANT_STRETCH
-    spread, rotation = _principal_axes(spread_of)
-    keep = np.argsort(spread)[::-1][:dims]
-    axes = rotation[:, keep] * (spread[keep] / spread[keep].max()) ** stretch
-    return Whitening(
-        mean=mean.astype(np.float32),
-        projection=inverse_root(axes.T.astype(np.float32)).T,  # Cs^-1/2 is symmetric
-        model_id=model_id,
-        images=len(views[0][0]),
-        library_size=library_size,
-        detail_dim=detail_dim,
-    )
+    return inverse_root
+
+
+def _spread_to_keep(
+    spread_of: np.ndarray,
+    variants: np.ndarray | None,
+    inverse_root: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, float]:
+    """(rows whose principal axes are kept, the power of their spread that stretches them):
+    the library's whitened `spread_of` alone, or with the whitened `variants` when there are
+    enough of them."""
+    if variants is None or len(variants) < MIN_VARIANT_PAIRS:
+        return spread_of, 0.0
+    # the variants' differences, scaled so that their spread in all counts VARIANT_WEIGHT
+    # times the library's, whatever their size (in tango_icons they are about as large;
+    # among pictures that differ wholly, far smaller)
+    apart = inverse_root(np.asarray(variants, np.float32))
+    weight = VARIANT_WEIGHT * _mean_square(spread_of) / max(_mean_square(apart), 1e-12)
+    rows = len(spread_of) + len(apart)  # _principal_axes divides by them
+    spread_of = np.vstack([
+        spread_of * np.float32(np.sqrt(rows / len(spread_of))),
+        apart * np.float32(np.sqrt(weight * rows / len(apart))),
+    ])  # fmt: skip
+    return spread_of, VARIANT_STRETCH
 
 
 def neighbour_pairs(

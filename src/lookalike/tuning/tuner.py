@@ -18,14 +18,14 @@ from __future__ import annotations
 import hashlib
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
 from lookalike.catalog import Catalog
-from lookalike.embed import preprocess
+from lookalike.embed import Embedder, preprocess
 from lookalike.ingest import ReembedReport, read_originals, reembed
 from lookalike.library import Library, library_share
 from lookalike.pictures import DEFAULT_MAX_PIXELS, RecolourCount
@@ -161,87 +161,153 @@ def learn(
     serving, then saves under its write lock). `recolour_share`: the library's, when the
     caller has counted it already (`recolours.library_share`)."""
     started = time.monotonic()
-    catalog = library.catalog
-    embedder = library.embedder
-    # Images and edits are drawn by content, not by id: ids follow the order in which the
-    # decoding workers finished, so the same folder indexed twice would learn two rankings
-    contents = catalog.vector_contents()
-    digest = {i: hashlib.blake2b(f"{seed}:{sha}".encode(), digest_size=8).digest() for i, sha in contents}  # fmt: skip
-    drawn = sorted(digest, key=digest.get)  # a uniform shuffle, the same for the same images
-    chosen = sorted(drawn[:sample])
-    sha_of = dict(contents)
-    prep = embedder.preprocessor()
-    min_size = getattr(prep, "size", None)
+    draw = _Draw.of(library.catalog, seed, sample)
     report = TuneReport()
-    ids: list[int] = []
-    kept_pixels: dict[int, np.ndarray] = {}  # small pictures' own pixels, to find variants by
-    pixels: list[list[np.ndarray]] = [[], []]  # per view
-    view_vectors: list[list[np.ndarray]] = [[], []]  # per view; with details, side by side
-
-    def embed_pending() -> None:
-        for view, batch in enumerate(pixels):
-            if batch:
-                vectors, details = embedder.embed_with_details(np.stack(batch))
-                if details is not None:
-                    vectors = np.hstack([vectors, details])
-                view_vectors[view].append(vectors)
-                batch.clear()
-
     unreadable: list[tuple[int, str]] = []
     # from the palette keys decoding kept, when it did (`tune` has counted them already)
-    share = library_share(catalog) if recolour_share is None else recolour_share
+    share = library_share(library.catalog) if recolour_share is None else recolour_share
     recolours = RecolourCount() if share is None else None  # else among the pictures read
-    for image_id, image in read_originals(library, chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
-        ids.append(image_id)
-        own = variant_pixels(image)
-        if own is not None:
-            kept_pixels[image_id] = own
-        if recolours is not None:
-            recolours.add(image)
-        rng = random.Random(f"{seed}:{sha_of[image_id]}")
-        for view, edited in enumerate(edited_views(image, rng)):
-            pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
-        if len(pixels[0]) >= BATCH:
-            embed_pending()
-    embed_pending()
+    sampled = _read_sampled(library, draw, unreadable, recolours, max_pixels, progress)
     report.unreadable = len(unreadable)
-    report.sampled = len(ids)
+    report.sampled = len(sampled.ids)
     if recolours is not None:
         share = recolours.share()
         report.recolours_counted = "sampled pictures"
     report.recolour_share = share
-    if len(ids) < 2:
-        report.seconds = time.monotonic() - started
-        return report
-    pool = np.array(sorted(drawn[:MAX_VECTORS]), dtype=np.int64)  # holds `chosen`
+    if len(sampled.ids) >= 2:
+        _learn_twice(library.catalog, _learning_set(library, draw, sampled), sampled, report)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+@dataclass
+class _Draw:
+    """The images `learn` reads, and the edits it makes of each, drawn by content, not by
+    id: ids follow the order in which the decoding workers finished, so the same folder
+    indexed twice would learn two rankings."""
+
+    seed: int
+    contents: list[tuple[int, str]]  # (id, sha256) of every image with a vector
+    drawn: list[int]  # their ids, shuffled
+    chosen: list[int]  # the first `sample` of those, in id order
+    sha_of: dict[int, str]
+
+    @classmethod
+    def of(cls, catalog: Catalog, seed: int, sample: int) -> _Draw:
+        contents = catalog.vector_contents()
+        digest = {i: hashlib.blake2b(f"{seed}:{sha}".encode(), digest_size=8).digest() for i, sha in contents}  # fmt: skip
+        drawn = sorted(digest, key=digest.get)  # a uniform shuffle, the same for the same images
+        return cls(seed, contents, drawn, sorted(drawn[:sample]), dict(contents))
+
+    def edits(self, image_id: int) -> random.Random:
+        """The generator of an image's edited views, seeded by its content."""
+        return random.Random(f"{self.seed}:{self.sha_of[image_id]}")
+
+
+@dataclass
+class _Sampled:
+    """What `learn` took from the pictures it read, in the order it read them."""
+
+    ids: list[int] = field(default_factory=list)
+    # small pictures' own pixels, to find variants by
+    kept_pixels: dict[int, np.ndarray] = field(default_factory=dict)
+    # per view: the edited views not yet embedded, and the vectors of those that are (with
+    # details, side by side)
+    pixels: list[list[np.ndarray]] = field(default_factory=lambda: [[], []])
+    view_vectors: list[list[np.ndarray]] = field(default_factory=lambda: [[], []])
+
+    def embed_pending(self, embedder: Embedder) -> None:
+        """Embed the views not yet embedded, each view's as one batch."""
+        for view, batch in enumerate(self.pixels):
+            if batch:
+                vectors, details = embedder.embed_with_details(np.stack(batch))
+                if details is not None:
+                    vectors = np.hstack([vectors, details])
+                self.view_vectors[view].append(vectors)
+                batch.clear()
+
+
+def _read_sampled(
+    library: Library,
+    draw: _Draw,
+    unreadable: list[tuple[int, str]],
+    recolours: RecolourCount | None,
+    max_pixels: int,
+    progress: bool | None,
+) -> _Sampled:
+    """Read the chosen originals and embed two edited views of each, BATCH at a time;
+    `unreadable` gets those that could not be read, `recolours` counts palette swaps."""
+    prep = library.embedder.preprocessor()
+    min_size = getattr(prep, "size", None)
+    sampled = _Sampled()
+    for image_id, image in read_originals(library, draw.chosen, unreadable, "learning the ranking", progress, max_pixels=max_pixels, min_size=min_size, keep_alpha=True):  # fmt: skip
+        sampled.ids.append(image_id)
+        own = variant_pixels(image)
+        if own is not None:
+            sampled.kept_pixels[image_id] = own
+        if recolours is not None:
+            recolours.add(image)
+        for view, edited in enumerate(edited_views(image, draw.edits(image_id))):
+            sampled.pixels[view].append(preprocess(prep, edited))  # onto grey, as indexing does
+        if len(sampled.pixels[0]) >= BATCH:
+            sampled.embed_pending(library.embedder)
+    sampled.embed_pending(library.embedder)
+    return sampled
+
+
+@dataclass
+class _LearningSet:
+    """What learn_whitening is given: the library's vectors and the sampled pairs."""
+
+    views: list[tuple[np.ndarray, np.ndarray]]  # per view: (originals, their edited views)
+    pool_ids: np.ndarray  # the library images the mean and axes come from
+    vectors: np.ndarray  # theirs, row for row (with details side by side when detail_dim)
+    learn_from: dict  # learn_whitening's model_id, library_size and detail_dim
+
+
+def _learning_set(library: Library, draw: _Draw, sampled: _Sampled) -> _LearningSet:
+    catalog = library.catalog
+    pool = np.array(sorted(draw.drawn[:MAX_VECTORS]), dtype=np.int64)  # holds `chosen`
     # Details take part when most images have them (all do, in a library of one model but for
     # damaged rows that `check --repair` dropped); learned from those that have them
-    detail_dim = embedder.detail_dim
-    if detail_dim and catalog.detail_count(detail_dim) * 2 < len(contents):
+    detail_dim = library.embedder.detail_dim
+    if detail_dim and catalog.detail_count(detail_dim) * 2 < len(draw.contents):
         detail_dim = 0
-    found, originals = _with_details(catalog, ids, detail_dim)
-    order = {image_id: row for row, image_id in enumerate(ids)}
+    found, originals = _with_details(catalog, sampled.ids, detail_dim)
+    order = {image_id: row for row, image_id in enumerate(sampled.ids)}
     rows = [order[int(i)] for i in found]  # less any image deleted meanwhile
-    views = [(originals, np.concatenate(v)[rows, : originals.shape[1]]) for v in view_vectors]
+    views = [(originals, np.concatenate(v)[rows, : originals.shape[1]]) for v in sampled.view_vectors]  # fmt: skip
     parts = [_with_details(catalog, pool[s : s + 5000], detail_dim) for s in range(0, len(pool), 5000)]  # fmt: skip
-    pool_ids = np.concatenate([found for found, _ in parts])
-    library_vectors = np.concatenate([vectors for _, vectors in parts])
-    learn_from = dict(
-        model_id=catalog.get_meta("model_id") or "",
-        library_size=len(contents),
-        detail_dim=detail_dim,
+    return _LearningSet(
+        views=views,
+        pool_ids=np.concatenate([found for found, _ in parts]),
+        vectors=np.concatenate([vectors for _, vectors in parts]),
+        learn_from=dict(
+            model_id=catalog.get_meta("model_id") or "",
+            library_size=len(draw.contents),
+            detail_dim=detail_dim,
+        ),
     )
-    first = learn_whitening(library_vectors, views, **learn_from)
+
+
+def _learn_twice(
+    catalog: Catalog, learning: _LearningSet, sampled: _Sampled, report: TuneReport
+) -> None:
+    """Learn a first whitening from the edited views, then the report's from those, the
+    library's look-alikes under the first and the variants among the pictures read."""
+    library_vectors = learning.vectors
+    first = learn_whitening(library_vectors, learning.views, **learning.learn_from)
     # then again, with the library's own look-alikes under the first as one more pair of views
     mapped = first.map_whole(library_vectors)
     neighbours = neighbour_pairs(first, library_vectors, mapped=mapped)
     report.neighbour_pairs = len(neighbours[0])
     # and the variants among the pictures read (variants.py), to be told apart
-    sizes = catalog.sizes(pool_ids)
+    pool_ids = learning.pool_ids.tolist()
+    sizes = catalog.sizes(learning.pool_ids)
     pairs = variant_pairs(
         mapped,
-        [kept_pixels.get(i) for i in pool_ids.tolist()],
-        [sizes.get(i) for i in pool_ids.tolist()],
+        [sampled.kept_pixels.get(i) for i in pool_ids],
+        [sizes.get(i) for i in pool_ids],
     )
     variants = None
     if len(pairs) >= MIN_VARIANT_PAIRS:  # fewer would stretch a few axes (index/whitening.py)
@@ -249,10 +315,8 @@ def learn(
         i, j = np.array(pairs).T
         variants = library_vectors[i] - library_vectors[j]
     report.whitening = learn_whitening(
-        library_vectors, [*views, neighbours], **learn_from, variants=variants
+        library_vectors, [*learning.views, neighbours], **learning.learn_from, variants=variants
     )
-    report.seconds = time.monotonic() - started
-    return report
 
 
 def _with_details(catalog: Catalog, ids, detail_dim: int) -> tuple[np.ndarray, np.ndarray]:
