@@ -2,7 +2,8 @@
 
 The catalog keeps places, not copies, so the originals are read again from where they were
 found (`sources/locate.py`): files on disk, archive members (each archive read once for all its
-members), and the download cache for URLs and crawls. Nothing is fetched from the network.
+members), and the download cache for URLs and crawls (originals.py). Nothing is fetched from
+the network.
 
     for each batch of images:  read the original -> check its sha256 -> decode -> embed with
                                the new model -> stage the vectors (catalog/staging.py), COMMIT
@@ -17,7 +18,6 @@ leave them out (they are then marked failed, with the reason).
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +27,8 @@ import numpy as np
 from tqdm import tqdm
 
 from lookalike.catalog import (
-    DownloadLog,
     ImageRecord,
     ModelChooser,
-    Place,
     stage_vectors,
     staged_ids,
     swap_in_staged,
@@ -42,12 +40,20 @@ from lookalike.pictures import (
     TINY_LENGTH,
     DecodeError,
     decode_image,
-    split_member,
     tiny_picture,
 )
-from lookalike.sources import ArchiveError, ImageGone, MemoryItem, read_archive, read_image_bytes
+from lookalike.sources import ImageGone
 
 from .interrupts import StopOnInterrupt
+from .originals import (
+    READ_CHUNK,
+    OriginalReader,
+    in_archive_order,
+    progress_bar,
+    read_decoded,
+    read_originals,
+    record_chunks,
+)
 
 
 @dataclass
@@ -60,56 +66,6 @@ class ReembedReport:
     swapped: bool = False  # the library now uses the new model
     interrupted: bool = False
     seconds: float = 0.0
-
-
-READ_CHUNK = 256  # images read together: an archive is opened once per chunk, not per member
-
-
-class OriginalReader:
-    """An image's bytes from its places. The members a chunk wants from an archive are taken
-    from one reading of it (work is ordered by archive), so re-embedding a 10,000-member zip
-    opens it about 40 times, not 10,000."""
-
-    def __init__(self, library: Library):
-        self.downloads = DownloadLog(library.catalog)
-        self.downloads_dir = library.downloads_dir
-        self._archive: str | None = None
-        self._members: dict[str, bytes] = {}
-
-    def start_chunk(self) -> None:
-        self._archive, self._members = None, {}
-
-    def read(self, record: ImageRecord, wanted_members: set[tuple[str, str]]) -> bytes:
-        for place in record.places:
-            if (
-                place.member
-                and (place.source, place.member) in wanted_members
-                and not (
-                    split_member(place.member)[1]  # a sprite: cropped from its sheet, below
-                )
-            ):
-                data = self._member(place, wanted_members)
-                if data is not None and hashlib.sha256(data).hexdigest() == record.sha256:
-                    return data
-        # files, the download cache, and what the fast path missed (it says why it fails)
-        return read_image_bytes(record, self.downloads, self.downloads_dir)
-
-    def _member(self, place: Place, wanted: set[tuple[str, str]]) -> bytes | None:
-        if place.source != self._archive:
-            self._archive, self._members = place.source, {}
-            try:
-                path = place.source
-                if path.startswith(("http://", "https://")):
-                    cached = self.downloads.cached_path(path)
-                    if cached is None:
-                        return None
-                    path = str(self.downloads_dir / cached)
-                for item in read_archive(path, Place(place.source)):
-                    if isinstance(item, MemoryItem) and (place.source, item.place.member) in wanted:
-                        self._members[item.place.member] = item.data
-            except (OSError, ArchiveError, LookupError):
-                return None  # the slow path below says what is wrong
-        return self._members.pop(place.member, None)
 
 
 def reembed(
@@ -127,72 +83,135 @@ def reembed(
 ) -> ReembedReport:
     """Re-embed the library with `model`, then switch it over (see the module's doc).
     `chosen_by`: who chose the model, 'user' or 'tune' (Library.model_chosen_by)."""
+    _check_reembeddable(library)
+    started = time.monotonic()
+    embedder = _new_embedder(library, model, weights, embedder)
+    report = ReembedReport(embedder.model_id)
+    todo = _left_to_stage(library.catalog, embedder.model_id, report)
+    bar = progress_bar(len(todo), f"re-embedding ({model})", progress)
+    _stage_all(
+        library, embedder, todo, report, bar,
+        batch_size=batch_size, max_pixels=max_pixels, should_stop=should_stop,
+    )  # fmt: skip
+    bar.close()
+    report.seconds = time.monotonic() - started
+    if report.interrupted or (report.unreadable and not drop_unreadable):
+        return report
+    _switch_over(library, model, embedder, report, chosen_by)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _check_reembeddable(library: Library) -> None:
     assert library.writable, "reindex --model needs a library opened for writing"
     if library.store.kind != "faiss":
         raise LibraryError(
             "reindex --model re-embeds libraries kept in FAISS; move this one there first "
             "(lookalike migrate --to faiss), re-embed, then migrate back"
         )
-    started = time.monotonic()
+
+
+def _new_embedder(
+    library: Library, model: str, weights: Path | None, embedder: Embedder | None
+) -> Embedder:
+    """The embedder to re-embed with (`embedder`, when the caller has one loaded), which must
+    not be the one the library already uses."""
     embedder = embedder or create_embedder(model, weights=weights, cache_dir=library.models_dir)
-    catalog = library.catalog
-    if catalog.get_meta("model_id") == embedder.model_id:
+    if library.catalog.get_meta("model_id") == embedder.model_id:
         raise LibraryError(f"the library already uses {embedder.model_id}; nothing to re-embed")
-    report = ReembedReport(embedder.model_id)
+    return embedder
+
+
+def _left_to_stage(catalog, model_id: str, report: ReembedReport) -> list[int]:
+    """The ids with a vector that an earlier, interrupted run has not staged yet, in reading
+    order (see in_archive_order); counts them all, and those already staged, in `report`."""
     all_ids = catalog.vector_ids()
-    done = staged_ids(catalog, embedder.model_id)
-    todo = _by_archive(catalog, np.setdiff1d(all_ids, done))
+    done = staged_ids(catalog, model_id)
+    todo = in_archive_order(catalog, np.setdiff1d(all_ids, done))
     report.total, report.already = len(all_ids), len(np.intersect1d(all_ids, done))
+    return todo
+
+
+def _stage_all(
+    library: Library,
+    embedder: Embedder,
+    todo: list[int],
+    report: ReembedReport,
+    bar: tqdm,
+    *,
+    batch_size: int,
+    max_pixels: int,
+    should_stop: Callable[[], bool] | None,
+) -> None:
+    """Embed and stage `todo` a batch at a time, until all are staged or a stop is asked for
+    (`should_stop`, or else Ctrl-C), which `report` then says."""
+    catalog = library.catalog
     reader = OriginalReader(library)
     prep = embedder.preprocessor()
-    min_size = getattr(prep, "size", None)
-    alpha = wants_alpha(prep)
-    bar = progress_bar(len(todo), f"re-embedding ({model})", progress)
+    decode = dict(
+        max_pixels=max_pixels, min_size=getattr(prep, "size", None), keep_alpha=wants_alpha(prep),
+        palette=True,
+    )  # fmt: skip
     with StopOnInterrupt() as stop:
         stopping = should_stop or (lambda: stop.requested)
-        for records, wanted in _chunks(catalog, todo):
+        for records, wanted in record_chunks(catalog, todo):
             reader.start_chunk()
             for start in range(0, len(records), batch_size):
                 if stopping():
                     report.interrupted = True
-                    break
+                    return
                 batch = records[start : start + batch_size]
-                ids, pixels, tinies, palettes = [], [], [], []
-                for record in batch:
-                    try:
-                        data = reader.read(record, wanted)
-                        decoded = decode_image(
-                            data, max_pixels=max_pixels, min_size=min_size, keep_alpha=alpha,
-                            palette=True,
-                        )  # fmt: skip
-                    except (ImageGone, DecodeError) as exc:
-                        report.unreadable.append((record.id, str(exc)))
-                        continue
-                    ids.append(record.id)
-                    pixels.append(prep(decoded.image))
-                    tinies.append(tiny_picture(decoded.image))
-                    palettes.append(decoded.palette_key)
-                if ids:
-                    vectors, details = embedder.embed_with_details(np.stack(pixels))
-                    with catalog.transaction():  # one commit per batch: a stop loses one
-                        stage_vectors(catalog, ids, vectors, embedder.model_id, details)
-                        for image_id, tiny, palette in zip(ids, tinies, palettes):
-                            catalog.fill_tiny(image_id, tiny)  # indexed before schema v6
-                            catalog.fill_palette_key(image_id, palette)  # before v8
-                    report.embedded += len(ids)
+                decoded = _decode_batch(reader, batch, wanted, decode, report)
+                _stage_batch(catalog, embedder, prep, decoded, report)
                 bar.update(len(batch))
-            if report.interrupted:
-                break
-    bar.close()
-    report.seconds = time.monotonic() - started
-    if report.interrupted or (report.unreadable and not drop_unreadable):
-        return report
+
+
+def _decode_batch(reader: OriginalReader, batch: list[ImageRecord], wanted, decode: dict, report):
+    """(id, DecodedImage) for each image of `batch` whose original can be read, as it is read;
+    those that cannot go to `report.unreadable` as (id, why)."""
+    for record in batch:
+        try:
+            decoded = decode_image(reader.read(record, wanted), **decode)
+        except (ImageGone, DecodeError) as exc:
+            report.unreadable.append((record.id, str(exc)))
+            continue
+        yield record.id, decoded
+
+
+def _stage_batch(catalog, embedder: Embedder, prep, decoded, report: ReembedReport) -> None:
+    """Embed the images of `decoded` and stage their vectors, giving them the tiny pictures and
+    palette keys they lack; one commit for the batch, so a stop loses one batch at most."""
+    ids, pixels, tinies, palettes = [], [], [], []
+    for image_id, image in decoded:
+        ids.append(image_id)
+        pixels.append(prep(image.image))
+        tinies.append(tiny_picture(image.image))
+        palettes.append(image.palette_key)
+    if not ids:
+        return
+    vectors, details = embedder.embed_with_details(np.stack(pixels))
+    with catalog.transaction():
+        stage_vectors(catalog, ids, vectors, embedder.model_id, details)
+        for image_id, tiny, palette in zip(ids, tinies, palettes):
+            catalog.fill_tiny(image_id, tiny)  # indexed before schema v6
+            catalog.fill_palette_key(image_id, palette)  # before v8
+    report.embedded += len(ids)
+
+
+def _switch_over(
+    library: Library,
+    model: str,
+    embedder: Embedder,
+    report: ReembedReport,
+    chosen_by: ModelChooser,
+) -> None:
+    """Swap the staged vectors in (leaving out the unreadable images), then build and save a
+    fresh index from them."""
+    catalog = library.catalog
     swap_in_staged(catalog, model, embedder.model_id, embedder.dim, report.unreadable, chosen_by)
     report.swapped = True
     library.set_embedder(embedder)
     library.rebuild_index(save=True)
-    report.seconds = time.monotonic() - started
-    return report
 
 
 def fill_tiny_pictures(
@@ -268,34 +287,6 @@ def fill_details(
     return filled, unreadable
 
 
-def read_originals(
-    library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode
-):
-    """(id, decoded original) for each of `ids` that can be read, in an order that reads each
-    archive once a chunk; those that cannot go to `unreadable` as (id, why)."""
-    for image_id, decoded in read_decoded(library, ids, unreadable, desc, progress, **decode):
-        yield image_id, decoded.image
-
-
-def read_decoded(library: Library, ids: list[int], unreadable: list, desc: str, progress, **decode):
-    """read_originals, with all that decode_image found (DecodedImage): its pixel hash too."""
-    catalog = library.catalog
-    todo = _by_archive(catalog, np.array(ids, dtype=np.int64))
-    reader = OriginalReader(library)
-    bar = progress_bar(len(todo), desc, progress)
-    for records, wanted in _chunks(catalog, todo):
-        reader.start_chunk()
-        for record in records:
-            bar.update(1)
-            try:
-                decoded = decode_image(reader.read(record, wanted), **decode)
-            except (ImageGone, DecodeError) as exc:
-                unreadable.append((record.id, str(exc)))
-                continue
-            yield record.id, decoded
-    bar.close()
-
-
 def fill_pixel_hashes(
     library: Library, *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool | None = None
 ) -> tuple[int, list[tuple[int, str]]]:
@@ -316,24 +307,3 @@ def fill_pixel_hashes(
             catalog.set_pixel_hash(image_id, None)
         catalog.forget_stored_form_pixel_hashes()
     return done, unreadable
-
-
-def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:
-    """A bar over images; `progress` None: shown on a terminal only."""
-    disable = None if progress is None else not progress
-    return tqdm(total=total, unit="img", desc=desc, disable=disable, dynamic_ncols=True)
-
-
-def _chunks(catalog, todo: list[int]):
-    """(records, archive members they want) for READ_CHUNK ids of `todo` at a time."""
-    for start in range(0, len(todo), READ_CHUNK):
-        chunk = catalog.images(todo[start : start + READ_CHUNK])
-        records = [chunk[i] for i in todo[start : start + READ_CHUNK] if i in chunk]
-        yield records, {(p.source, p.member) for r in records for p in r.places if p.member}
-
-
-def _by_archive(catalog, ids: np.ndarray) -> list[int]:
-    """`ids` with the archive members last, grouped by archive in member order, so that each
-    chunk of work needs few archives (see OriginalReader)."""
-    key = catalog.archive_order()
-    return sorted((int(i) for i in ids), key=lambda i: (i in key, key.get(i, ""), i))
