@@ -44,7 +44,7 @@ QUERIES = 500
 def _copy_pixels(args):
     path, seed = args
     from lookalike.embed.effnet_lite0 import SquarePreprocessor
-    from lookalike.evaluation.copies import TRANSFORMS, make_copy
+    from lookalike.evaluation.edits import TRANSFORMS, make_copy
     from lookalike.pictures import decode_image
 
     rng = random.Random(seed)

@@ -34,7 +34,7 @@ from lookalike.ingest import Indexer
 from lookalike.library import Library
 from lookalike.pictures import decode_image
 from lookalike.search import candidates, verify
-from lookalike.search import searcher as search
+from lookalike.search import searcher as searcher_module
 from lookalike.search.searcher import TURN_PENALTY, Searcher
 
 SIDES = (8, 12, 16)
@@ -82,7 +82,7 @@ def candidate_recall(library, searcher, records, copies, right_ids) -> None:
 def verified_search(searcher, copies, right_ids, variants) -> None:
     for depth, turns in variants:
         candidates.TINY_DEPTH = depth
-        search.TURNED_MIN_SIDE = 0 if turns else 64  # 0: small queries searched turned too
+        searcher_module.TURNED_MIN_SIDE = 0 if turns else 64  # 0: small queries searched turned too
         verify.candidate_pixels.clear()
         seconds, found = [], []
         for (_, data), right in zip(copies, right_ids):

@@ -1,4 +1,4 @@
-"""Learning to tell variants apart (variants.py, index/whitening.py `variants`): mAP@10 of a
+"""Learning to tell variants apart (tuning/variants.py, ranking/whitening.py `variants`): mAP@10 of a
 library's search with its ranking learned again under each setting (run by hand; the table is
 in docs/quality.md, 'Variants').
 
@@ -8,7 +8,7 @@ library's whitening.npz, once per setting, and leaves the last one):
     lookalike eval ../shared/bench-data/tango_icons --keep-library /tmp/tango-library
     python bench/variant_pairs.py ../shared/bench-data/tango_icons /tmp/tango-library [--by group]
 
-Each setting learns the ranking with `tuning.learn` (the code `lookalike tune` runs) and scores
+Each setting learns the ranking with `tuner.learn` (the code `lookalike tune` runs) and scores
 it with the searches `lookalike eval` makes (its mAP@10). Settings: weight / stretch / the
 share of pixels in common / "sizes" (learned only where most pictures have a look-alike of
 another size, as tune does) or "any"; "none" learns without variants.
@@ -24,8 +24,7 @@ from lookalike.evaluation.metrics import read_groundtruth
 from lookalike.evaluation.retrieval import score_queries, split_roles
 from lookalike.library import Library
 from lookalike.ranking import whitening
-from lookalike.tuning import tuner as tuning
-from lookalike.tuning import variants
+from lookalike.tuning import tuner, variants
 
 SETTINGS = [
     "none",
@@ -64,7 +63,7 @@ def main() -> None:
         variants.SEVERAL_SIZES = several_sizes if gate == "sizes" else -1.0
         started = time.monotonic()
         with Library.open(args.library, write=True) as library:
-            report = tuning.learn(library, progress=False)
+            report = tuner.learn(library, progress=False)
             library.set_whitening(report.whitening)
             scores = score_queries(library, dataset, gallery, queries, args.by, query_gallery)
         print(

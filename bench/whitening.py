@@ -1,5 +1,5 @@
-"""Learned whitening (index/whitening.py) against plain cosine similarity and PCA whitening,
-leave-one-out mAP@10, diffusion over the candidates (ranking.py) on top, and the model's
+"""Learned whitening (ranking/whitening.py) against plain cosine similarity and PCA whitening,
+leave-one-out mAP@10, diffusion over the candidates (ranking/diffusion.py) on top, and the model's
 details whitened with the vectors (run by hand; the tables are in docs/quality.md, 'Learned
 whitening', 'Diffusion' and 'Details').
 
@@ -53,8 +53,8 @@ def reranked_map(
     x: np.ndarray, w: np.ndarray, labels: list[str], depth: int, diffusion: dict | None = None
 ) -> float:
     """mAP@10 when the cosine search's best `depth` are ranked again under the whitening
-    (what search.py does, WHITENED_DEPTH); with `diffusion` (diffusion_order's keywords),
-    ordered by diffusion over their neighbourhood graph (ranking.py)."""
+    (what search/searcher.py does, WHITENED_DEPTH); with `diffusion` (diffusion_order's keywords),
+    ordered by diffusion over their neighbourhood graph (ranking/diffusion.py)."""
     arr = np.array(labels, dtype=object)
     counts, queries = leave_one_out_queries(labels)
     ranked, qlabels, nrel = [], [], []
@@ -115,12 +115,12 @@ def bench_set(net: EffNetLite0, folder: Path, by: str) -> dict[str, float]:
     # sparser and more of the pairs wrong
     for part, pick in (("", np.arange(len(x))), (" (learned from half)", np.sort(np.random.default_rng(0).permutation(len(x))[: len(x) // 2]))):  # fmt: skip
         edits = [(both[0][pick], both[1][pick]), (both[0][pick], both[2][pick])]
-        for dims in (256, 512):  # index/whitening.py's DIMS, and twice that (tried, not adopted)
+        for dims in (256, 512):  # ranking/whitening.py's DIMS, and twice that (tried, not adopted)
             first = learn_whitening(both[0][pick], edits, model_id="", library_size=len(pick), dims=dims)  # fmt: skip
             again = learn_whitening(both[0][pick], [*edits, neighbour_pairs(first, both[0][pick])], model_id="", library_size=len(pick), dims=dims)  # fmt: skip
             for name, whitening in (("with details", first), ("with details and look-alikes", again)):  # fmt: skip
                 results[f"{name}{part}, {dims} dims, best 200, diffusion"] = reranked_map(x, whitening.map_whole(both[0]), labels, 200, dict(neighbours=20, alpha=0.6))  # fmt: skip
-            if dims == 256:  # search.WHITENED_DEPTH: 200, then 400
+            if dims == 256:  # plan.WHITENED_DEPTH: 200, then 400
                 for depth, k in ((300, 20), (400, 20), (800, 20), (400, 30), (400, 40)):
                     results[f"with details and look-alikes{part}, 256 dims, best {depth}, diffusion k {k}"] = reranked_map(x, again.map_whole(both[0]), labels, depth, dict(neighbours=k, alpha=0.6))  # fmt: skip
     for size in (300, 500):

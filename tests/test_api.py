@@ -302,11 +302,11 @@ def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeyp
     """A library filled through the API learns its ranking as `lookalike index` would: once
     it holds MIN_IMAGES, in the service's background thread, reading without the write lock."""
     from lookalike.library import WHITENING_FILE, Library
-    from lookalike.tuning import tuner as tuning
+    from lookalike.tuning import tuner
 
     service = client.app.state.service
     before = client.get("/api/v1/stats").json()["images"]
-    monkeypatch.setattr(tuning, "MIN_IMAGES", before + 3)
+    monkeypatch.setattr(tuner, "MIN_IMAGES", before + 3)
     assert not service.learn_ranking_if_due()  # below MIN_IMAGES
     for seed in range(3):
         added = client.post("/api/v1/images", headers=KEY, files={"file": (f"a{seed}.png", png_bytes(900 + seed), "image/png")})  # fmt: skip
@@ -335,16 +335,16 @@ def test_images_added_through_the_api_learn_the_librarys_ranking(client, monkeyp
 
 def test_a_library_of_recolours_added_through_the_api_is_told_so(client, monkeypatch, caplog):
     """The service learns the ranking as `lookalike tune` does, and logs tune's note when
-    most pictures are palette swaps of one another (recolours.py)."""
+    most pictures are palette swaps of one another (tuning/recolours.py)."""
     import logging
 
-    from lookalike.tuning import tuner as tuning
+    from lookalike.tuning import tuner
 
     from .test_recolours import sprite
 
     service = client.app.state.service
     before = client.get("/api/v1/stats").json()["images"]
-    monkeypatch.setattr(tuning, "MIN_IMAGES", before + 18)
+    monkeypatch.setattr(tuner, "MIN_IMAGES", before + 18)
     for layout in range(6):
         for palette in range(3):
             buffer = io.BytesIO()
@@ -366,13 +366,13 @@ def test_the_services_background_thread_learns_the_ranking_by_itself(
 ):
     from lookalike.library import WHITENING_FILE
     from lookalike.server.service import LibraryService
-    from lookalike.tuning import tuner as tuning
+    from lookalike.tuning import tuner
 
     code, _, err = run_cli("index", picture_folder)
     assert code == 0, err
     service = LibraryService(library_path, save_every=0.05)
     try:
-        monkeypatch.setattr(tuning, "MIN_IMAGES", len(service.index) + 2)
+        monkeypatch.setattr(tuner, "MIN_IMAGES", len(service.index) + 2)
         for seed in (910, 911):
             data = png_bytes(seed)
             service.add_image(data, service.upload_place(data, f"{seed}.png"))

@@ -101,3 +101,29 @@ def test_benchmarks_use_no_private_names():
 
 def _private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
+
+
+@pytest.mark.parametrize(
+    "module, heavy",
+    [
+        ("lookalike.cli", {"cv2", "torch", "open_clip"}),  # every command starts with this
+        ("lookalike.ingest.workers", {"faiss", "httpx", "bs4", "cv2", "torch"}),  # spawned
+        ("lookalike.search", {"cv2", "torch"}),  # verification loads OpenCV when it is asked for
+    ],
+)
+def test_what_is_heavy_is_imported_only_by_who_uses_it(module, heavy):
+    code = f"import sys, {module}; print(sorted(m for m in {sorted(heavy)!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]", f"{module} loads {out.stdout.strip()}"
+
+
+def test_a_face_loads_on_first_use_what_it_names_and_nothing_else():
+    code = (
+        "import sys; from lookalike.search import Searcher; assert 'cv2' not in sys.modules; "
+        "from lookalike.search import is_pixel_copy; assert 'cv2' in sys.modules; "
+        "import lookalike.search as s; print(hasattr(s, 'no_such_name'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"

@@ -150,15 +150,15 @@ def test_the_scan_goes_on_when_workers_finish_everything_in_flight(
     import time
 
     from lookalike.ingest import pipeline as indexing
-    from lookalike.ingest import workers as decode_workers
+    from lookalike.ingest import workers
 
-    real_wait = decode_workers.wait
+    real_wait = workers.wait
 
     def late_wait(futures, **kwargs):
         time.sleep(0.05)  # by now every task in flight is done
         return real_wait(futures, **kwargs)
 
-    monkeypatch.setattr(decode_workers, "wait", late_wait)
+    monkeypatch.setattr(workers, "wait", late_wait)
     folder = tmp_path / "many"
     for seed in range(100):
         save_picture(folder / f"p{seed:03d}.png", 500 + seed, size=(16, 16))

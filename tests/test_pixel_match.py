@@ -1,4 +1,4 @@
-"""Verification of small pictures by their pixels (pixel_match.py), alone and in a search."""
+"""Verification of small pictures by their pixels (search/pixel_match.py), alone and in a search."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from lookalike.catalog import STORED_FORM_HASHES
 from lookalike.embed import create_embedder
 from lookalike.embed.effnet_lite0 import SquarePreprocessor, colour_summary
 from lookalike.evaluation import evaluate_retrieval
-from lookalike.evaluation.copies import TRANSFORMS, evaluate_copies, make_copy
+from lookalike.evaluation.copies import evaluate_copies
 from lookalike.evaluation.copy_truth import palette_swap, recolour_key
+from lookalike.evaluation.edits import TRANSFORMS, make_copy
 from lookalike.library import Library
 from lookalike.pictures.decode import BACKGROUND_RGB, decode_image, to_rgb, turn_hue
 from lookalike.search.searcher import TURN_PENALTY, Searcher
@@ -208,7 +209,7 @@ def test_regression_floor_on_the_shipped_examples():
 
 def test_regression_floor_on_verified_copies_of_the_shipped_icons():
     """The same copies, verified: the shipped examples are 16-32 px icons and tiles, so this
-    is pixel verification (pixel_match.py). Measured: recall@1 1.000, copy tier precision
+    is pixel verification (search/pixel_match.py). Measured: recall@1 1.000, copy tier precision
     1.000 and recall 0.900 (without it the tier's recall was 0.027)."""
     copies = evaluate_copies(EXAMPLES, sample=10, seed=0, verify=True)
     assert copies.recall_at_1 >= 0.97

@@ -1,4 +1,4 @@
-"""Palette swaps (recolours.py): the key they share, the share tune counts, the switch to a
+"""Palette swaps (tuning/recolours.py): the key they share, the share tune counts, the switch to a
 recolour-blind model it makes for a library whose model nobody chose, and its note."""
 
 from __future__ import annotations

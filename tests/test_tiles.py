@@ -1,4 +1,4 @@
-"""Sprite sheets: finding the sprites (tiles.py), indexing them with --tiles, and finding the
+"""Sprite sheets: finding the sprites (pictures/tiles.py), indexing them with --tiles, and finding the
 sheet from one sprite cut out of it."""
 
 from __future__ import annotations

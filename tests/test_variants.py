@@ -1,6 +1,6 @@
-"""Variants (variants.py): small pictures of one size with most pixels in common, found among
+"""Variants (tuning/variants.py): small pictures of one size with most pixels in common, found among
 the library's look-alikes, and the whitening that learns to tell them apart
-(index/whitening.py, `variants`; tuning.py)."""
+(ranking/whitening.py, `variants`; tuning/tuner.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from lookalike.ingest import Indexer
 from lookalike.library import Library
 from lookalike.ranking import MIN_VARIANT_PAIRS, learn_whitening
 from lookalike.sources import FolderSource
-from lookalike.tuning import tuner as tuning
+from lookalike.tuning import tuner
 from lookalike.tuning.variants import MAX_AREA, same_share, variant_pairs, variant_pixels
 
 
@@ -185,12 +185,12 @@ def test_tune_finds_the_librarys_variants_and_learns_to_tell_them_apart(tmp_path
     root = tmp_path / "library"
     with Library.open(root, write=True) as library:
         Indexer(library, progress=False).run([FolderSource(folder)])
-        report = tuning.learn(library, progress=False)
+        report = tuner.learn(library, progress=False)
         assert report.sampled == 110
         assert report.variant_pairs == 30
         ids = {rec.first_place.source.rsplit("/", 1)[-1]: i for i, rec in library.catalog.images(library.catalog.vector_ids()).items()}  # fmt: skip
-        monkeypatch.setattr(tuning, "variant_pairs", lambda *args, **kwargs: [])
-        without = tuning.learn(library, progress=False)
+        monkeypatch.setattr(tuner, "variant_pairs", lambda *args, **kwargs: [])
+        without = tuner.learn(library, progress=False)
         assert without.variant_pairs == 0
 
         def similarity(whitening, a: str, b: str) -> float:

@@ -1,5 +1,5 @@
-"""Learned whitening (index/whitening.py), learning it from a library (tuning.py, `lookalike
-tune`, `lookalike index`), and search ranking by it (search.py)."""
+"""Learned whitening (ranking/whitening.py), learning it from a library (tuning/tuner.py, `lookalike
+tune`, `lookalike index`), and search ranking by it (search/searcher.py)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from lookalike.ranking.whitening import (
 )
 from lookalike.search import QueryVector, Searcher
 from lookalike.search.hits import COPY_THRESHOLD
-from lookalike.tuning import tuner as tuning
+from lookalike.tuning import tuner
 
 from .conftest import index_icons
 
@@ -201,7 +201,7 @@ def icon_library(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whitened")
     root, folder = index_icons(tmp, 48, first_seed=500, sizes=(16, 24, 32), seed=3)
     with Library.open(root, write=True) as library:
-        report = tuning.tune(library, sample=48, progress=False)
+        report = tuner.tune(library, sample=48, progress=False)
     return root, folder, report
 
 
@@ -340,7 +340,7 @@ def test_tune_without_readable_originals_keeps_what_the_library_had(icon_library
     folder.rename(moved)
     try:
         with Library.open(copy, write=True) as library:
-            report = tuning.tune(library, sample=48, progress=False)
+            report = tuner.tune(library, sample=48, progress=False)
             assert report.whitening is None and report.unreadable == 48
             assert library.whitening is not None
         assert (copy / WHITENING_FILE).read_bytes() == before
@@ -354,7 +354,7 @@ def test_tune_without_readable_originals_keeps_what_the_library_had(icon_library
 def test_index_learns_the_ranking_once_the_library_is_large_enough(tmp_path, monkeypatch, capsys):
     _, folder = index_icons(tmp_path, 24, first_seed=700, sizes=(16, 24), seed=4)
     root = tmp_path / "cli-library"
-    monkeypatch.setattr(tuning, "MIN_IMAGES", 22)
+    monkeypatch.setattr(tuner, "MIN_IMAGES", 22)
     half = sorted(folder.iterdir())[:20]
     first = tmp_path / "first"
     first.mkdir()
@@ -394,7 +394,7 @@ def test_images_without_details_are_ranked_by_their_vectors(icon_library, tmp_pa
         catalog.conn.execute("UPDATE vectors SET detail = x'00' WHERE image_id = 4")  # damaged
         nan = np.full(library.embedder.detail_dim, np.nan, np.float16).tobytes()
         catalog.conn.execute("UPDATE vectors SET detail = ? WHERE image_id = 5", (nan,))
-        whitening = tuning.tune(library, sample=30, progress=False).whitening
+        whitening = tuner.tune(library, sample=30, progress=False).whitening
         assert whitening.detail_dim == library.embedder.detail_dim
         searcher = Searcher(library)
         query = searcher.query_vector(str(folder / "icon05.png"))
@@ -405,7 +405,7 @@ def test_images_without_details_are_ranked_by_their_vectors(icon_library, tmp_pa
         mapped_query = whitening.apply(query.vector[None], query.details[None])[0]
         assert [score[3], score[4], score[5]] == pytest.approx((whitening.apply(vectors) @ mapped_query).tolist(), abs=1e-5)  # fmt: skip
         catalog.conn.execute("UPDATE vectors SET detail = NULL WHERE image_id > 20")
-        alone = tuning.tune(library, sample=30, progress=False).whitening
+        alone = tuner.tune(library, sample=30, progress=False).whitening
         assert alone.detail_dim == 0 and alone.mean.shape == (library.embedder.dim,)
         hits = searcher.search_vector(query, 5, collapse=False)
         _, vectors = catalog.vectors([h.id for h in hits])
@@ -419,9 +419,9 @@ def test_a_large_library_learns_from_a_sample_of_its_vectors(icon_library, tmp_p
 
     copy = tmp_path / "library"
     shutil.copytree(root, copy)
-    monkeypatch.setattr(tuning, "MAX_VECTORS", 20)  # 48 images: the mean and axes from 20
+    monkeypatch.setattr(tuner, "MAX_VECTORS", 20)  # 48 images: the mean and axes from 20
     with Library.open(copy, write=True) as library:
-        report = tuning.tune(library, sample=30, progress=False)
+        report = tuner.tune(library, sample=30, progress=False)
         assert report.sampled == 30
         assert (report.whitening.images, report.whitening.library_size) == (30, 48)
         mapped = report.whitening.apply(library.catalog.vectors(range(1, 49))[1])
@@ -449,7 +449,7 @@ def test_check_warns_of_an_unusable_ranking_and_repair_learns_it(
     assert f"removed the unusable {WHITENING_FILE}" in report.repaired
     assert report.ok and not (copy / WHITENING_FILE).exists()
     # from MIN_IMAGES on, a missing ranking is worth a warning, and repair learns it
-    monkeypatch.setattr(tuning, "MIN_IMAGES", 40)
+    monkeypatch.setattr(tuner, "MIN_IMAGES", 40)
     found = [f for f in check_library(copy, files=False).findings if f.area == "ranking"]
     assert found and "no ranking learned" in found[0].message
     report = check_library(copy, repair=True, files=False)
@@ -524,7 +524,7 @@ def test_the_ranking_learned_depends_on_the_images_not_on_the_order_they_were_in
     for path in (root, other):
         with Library.open(path, write=True) as library:
             names = {r.id: r.first_place.source.rsplit("/", 1)[1] for r in library.catalog.images(library.catalog.vector_ids()).values()}  # fmt: skip
-            report = tuning.tune(library, sample=30, progress=False)
+            report = tuner.tune(library, sample=30, progress=False)
             ids, vectors = library.catalog.vectors(sorted(names, key=names.get))
             details = library.catalog.details(ids, report.whitening.detail_dim)[1]
             learned.append((dict(zip(ids.tolist(), map(names.get, ids.tolist()))), report.whitening.apply(vectors, details)))  # fmt: skip

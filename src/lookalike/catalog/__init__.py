@@ -5,8 +5,8 @@ queues, and the records every stage shares. All of lookalike's SQL lives here.
 from .records import Filters, ImageRecord, ModelChooser, NewImage, Place, display_url
 from .schema import SCHEMA_VERSION, STORED_FORM_HASHES
 from .staging import stage_vectors, staged_ids, swap_in_staged
-from .store import DONE_STATUSES, Catalog
-from .vectors import VECTOR_DTYPE
+from .store import DONE_STATUSES, VECTOR_STATUSES, Catalog
+from .vectors import VECTOR_DTYPE, as_stored
 from .web import CrawlQueue, DownloadLog
 
 __all__ = [
@@ -21,7 +21,9 @@ __all__ = [
     "Place",
     "SCHEMA_VERSION",
     "STORED_FORM_HASHES",
+    "VECTOR_STATUSES",
     "VECTOR_DTYPE",
+    "as_stored",
     "display_url",
     "stage_vectors",
     "staged_ids",

@@ -58,7 +58,7 @@ class CatalogPlaces:
         )
 
     def delete_tile_places(self, source: str, member: str) -> None:
-        """Forget the sprite places of the sheet at (source, member) (see tiles.py)."""
+        """Forget the sprite places of the sheet at (source, member) (see pictures/tiles.py)."""
         prefix = member + "#tile="
         self.conn.execute(
             "DELETE FROM places WHERE source = ? AND substr(member, 1, ?) = ?",

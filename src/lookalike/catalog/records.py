@@ -33,7 +33,7 @@ class Place:
     def display(self) -> str:
         if not self.member:
             return self.source
-        # a sprite of a loose sheet: "sheet.png#tile=x,y,w,h" (see tiles.py)
+        # a sprite of a loose sheet: "sheet.png#tile=x,y,w,h" (see pictures/tiles.py)
         return self.source + ("" if self.member.startswith("#") else "!") + self.member
 
 

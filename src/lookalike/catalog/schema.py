@@ -20,7 +20,7 @@ Tables:
   applied it, replayed after a crash: a remote store (Milvus) never keeps a deleted vector.
 - staged_vectors (v5): vectors of another model, made by `lookalike reindex --model` beside the
   ones in use, committed batch by batch so an interrupted re-embedding resumes; they replace
-  `vectors` in one transaction once every image has one (lookalike/reembed.py).
+  `vectors` in one transaction once every image has one (ingest/reembedding.py).
 - images.tiny (v6): the image's tiny picture (index/tiny.py), 144 bytes, a second way to find
   candidates for `search --verify`. Images indexed before v6 get theirs from
   `lookalike check --repair` or `reindex --model`, which read them again; until then they
@@ -29,7 +29,7 @@ Tables:
   embed/base.py), which the ranking learned from the library maps with the vector. Libraries
   of effnet-lite0@3 have none (`lookalike reindex --model effnet-lite0` makes them).
 - images.palette_key (v8): the picture's palette-canonical key and a digest of its pixels
-  (recolours.py; '' for a picture with none: a photo, one colour), from which tune knows how
+  (tuning/recolours.py; '' for a picture with none: a photo, one colour), from which tune knows how
   many of the library's pictures are palette swaps of others. NULL: not looked at (indexed
   before v8; `reindex --model` fills it in).
 - pixel hashes of the colours shown (v9; decode.pixel_hash): before, a palette picture was

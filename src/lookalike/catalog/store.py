@@ -29,7 +29,8 @@ from .vectors import CatalogVectors, vector_rows
 
 # Nothing left to do that needs the image's file: an 'embedded' vector reaches the index from the
 # catalog (Library reconciles on open), so a re-run after a crash need not read those files again.
-DONE_STATUSES = ("embedded", "indexed", "failed")
+VECTOR_STATUSES = ("embedded", "indexed")  # the image has a vector in the catalog
+DONE_STATUSES = (*VECTOR_STATUSES, "failed")  # nothing left to do for it
 
 
 class Catalog(CatalogVectors, CatalogPlaces, CatalogQueries, CatalogHealth):
@@ -87,6 +88,11 @@ class Catalog(CatalogVectors, CatalogPlaces, CatalogQueries, CatalogHealth):
         return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
     # -- meta ---------------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        """The dimension of the library's vectors; 0 before its first vector is stored."""
+        return int(self.get_meta("dim") or 0)
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

@@ -10,6 +10,12 @@ import numpy as np
 VECTOR_DTYPE = np.float16  # vectors are stored at half precision: 2 bytes per dimension
 
 
+def as_stored(vectors: np.ndarray) -> np.ndarray:
+    """`vectors` as the catalog keeps them (VECTOR_DTYPE), back in float32: what the index and
+    queries hold, so that an index rebuilt from the catalog gives the same scores."""
+    return np.asarray(vectors).astype(VECTOR_DTYPE).astype(np.float32)
+
+
 def vector_rows(ids, vectors: np.ndarray, details: np.ndarray | None = None) -> list[tuple]:
     """(id, vector blob, detail blob or None) rows, as the vectors table stores them."""
     blobs = np.asarray(vectors, dtype=VECTOR_DTYPE)

@@ -1,4 +1,5 @@
-"""The `lookalike` command line. Each command lives in a module of this package."""
+"""The `lookalike` command line (click): `main` runs it. Each group of commands lives in a
+module of this package, and errors reach the user as one clear line, never a traceback."""
 
 from __future__ import annotations
 

@@ -49,7 +49,7 @@ tune_cmd.help = tune_cmd.help.replace("MIN_IMAGES", str(MIN_IMAGES)).replace(
 
 
 def tune_if_due(library: Library, *, quiet: bool) -> int:
-    """After indexing: learn the whitening when tuning.due says so. Returns an exit status."""
+    """After indexing: learn the whitening when tuner.due says so. Returns an exit status."""
     if not due(library):
         return 0
     return _tune(library, sample=SAMPLE, seed=0, quiet=quiet)

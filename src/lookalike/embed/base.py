@@ -8,7 +8,7 @@ Embedding is split in two so that the expensive half can be fed full batches:
 - `embed(batch)` runs the network on a stacked batch of those arrays in the main process.
   A model may also return *details* (`embed_with_details`): more numbers per picture that the
   index never sees, which the ranking learned from the library maps with the vector
-  (index/whitening.py); the catalog keeps them beside the vectors.
+  (ranking/whitening.py); the catalog keeps them beside the vectors.
 
 A new model is one new module in this package that subclasses `Embedder` and registers itself
 in `lookalike.embed.registry`.
@@ -50,7 +50,7 @@ class Embedder(ABC):
     #: shape model for libraries of palette swaps only when this is True.
     sees_colour: bool = True
     #: The model of the same network that ignores colour, which `lookalike tune` switches a
-    #: library of palette swaps to when nobody chose its model (recolours.py); None: none.
+    #: library of palette swaps to when nobody chose its model (tuning/recolours.py); None: none.
     recolour_blind: str | None = None
 
     @property

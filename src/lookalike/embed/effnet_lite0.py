@@ -13,7 +13,7 @@ retrieves worse; 192 px input costs under 0.01 mAP@10 against 224 px and embeds 
 Beside each vector it returns *details* (`embed_with_details`): GeM of a 3 x 3 grid of windows
 (half of each side) over the two feature maps before the head (stage 5, 112 channels, and
 stage 6, 192 channels) of the main view, 2,736 numbers. Neither the index nor the copy tiers
-use them; the ranking learned from the library (index/whitening.py) maps vector and details
+use them; the ranking learned from the library (ranking/whitening.py) maps vector and details
 together, which lifted mAP@10 by 0.04 to 0.08 (docs/quality.md, 'Details').
 """
 
@@ -165,7 +165,7 @@ def colour_summary(image: Image.Image, side: int) -> np.ndarray:
     """side x side RGB, box-averaged; transparent parts inpainted from what surrounds them."""
     if image.mode != "RGBA":
         return np.asarray(image.convert("RGB").resize((side, side), Image.BOX), dtype=np.uint8)
-    import cv2  # a dependency already (verify.py); imported here, where it is needed
+    import cv2  # a dependency already (search/verify.py); imported here, where it is needed
 
     work = image.resize((4 * side, 4 * side), Image.BOX)  # small first: inpainting is slow
     rgba = np.asarray(work)

@@ -77,7 +77,7 @@ class Truth:
 
 
 def recolour_key(image) -> str | None:
-    """The key a picture shares with its palette swaps and nothing else (recolours.palette_key:
+    """The key a picture shares with its palette swaps and nothing else (palettes.palette_key:
     its pixels, each replaced by the rank of its colour, so one colour for each colour both
     ways), or None for a picture of one colour or of more than 256."""
     signature = palette_signature(image)

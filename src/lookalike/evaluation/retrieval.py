@@ -88,7 +88,7 @@ def evaluate_retrieval(
     model: str | None = None,
     weights: Path | None = None,  # the model's weights, when not shipped nor downloadable
     progress: bool | None = False,
-    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning.py)
+    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning/tuner.py)
     indexer_options: dict | None = None,
 ) -> RetrievalReport:
     import time

@@ -1,6 +1,6 @@
 """`lookalike eval --sprites DATASET_DIR`: does a sprite cut from a sheet find its sheet?
 
-Sheets are the set's pictures in which tiles.py finds at least two sprites (a sample of them).
+Sheets are the set's pictures in which pictures/tiles.py finds at least two sprites (a sample of them).
 From each, a few sprites are cut as an artist would cut them, with some of the sheet around:
 either the sprite's box grown by a random margin of 0-12 pixels a side (default), or, with
 `cell`, the whole grid cell of that size holding the sprite's centre. The sheets are indexed
@@ -67,7 +67,7 @@ def evaluate_sprites(
     model: str | None = None,
     weights: Path | None = None,
     progress: bool | None = False,
-    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning.py)
+    tune: bool = True,  # learn the ranking as `lookalike index` would (tuning/tuner.py)
 ) -> SpriteReport:
     started = time.monotonic()
     dataset = Path(dataset).resolve()

@@ -14,7 +14,7 @@ bytes, int8). `TinyPictures` holds them in memory and is searched by brute force
 symmetries of the query at once (mirrored and turned copies): 2 ms for 10,000 images, 17 ms
 for 100,000, 0.18 s for a million (`python bench/tiny_pictures.py --scale N`; 144 bytes each).
 `search --verify` adds its best TINY_DEPTH to the candidates that are verified by pixels
-(verify.py, pixel_match.py), which then decide; a tiny picture alone never makes a copy.
+(search/verify.py, search/pixel_match.py), which then decide; a tiny picture alone never makes a copy.
 
 A crop's tiny picture is not its original's. `search_within` looks for a small picture as a
 part of larger ones instead: reduced to the cells it would cover in their tiny pictures, were

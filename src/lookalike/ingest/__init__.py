@@ -1,33 +1,28 @@
-"""Images into a library: the indexing pipeline and its decoding workers, the one step that
-makes an image's bytes ready to record and embed, re-embedding with another model, the crawl
-runner, and stops at a safe point. Every job resumes.
+"""Images into a library, resumably: the indexing pipeline, its decoding workers and the one
+prepare step they share with the API, re-embedding, the crawl runner, safe stops.
 """
 
-from .crawl import Crawler, CrawlReport
-from .pipeline import Indexer, IndexReport, index_paths
-from .prepare import Prepared, image_sha256, prepare_image
-from .reembedding import (
-    ReembedReport,
-    fill_details,
-    fill_pixel_hashes,
-    fill_tiny_pictures,
-    read_originals,
-    reembed,
-)
+from lookalike import loaded_on_first_use
 
-__all__ = [
-    "CrawlReport",
-    "Crawler",
-    "IndexReport",
-    "Indexer",
-    "Prepared",
-    "ReembedReport",
-    "fill_details",
-    "fill_pixel_hashes",
-    "fill_tiny_pictures",
-    "image_sha256",
-    "index_paths",
-    "prepare_image",
-    "read_originals",
-    "reembed",
-]
+# The decoding workers are spawned processes, and each imports this package before its own
+# module: the pipeline, which loads the whole library (FAISS), is imported on first use.
+_FACE = {
+    "CrawlReport": ".crawl",
+    "Crawler": ".crawl",
+    "IndexReport": ".pipeline",
+    "Indexer": ".pipeline",
+    "index_paths": ".pipeline",
+    "Prepared": ".prepare",
+    "image_sha256": ".prepare",
+    "prepare_image": ".prepare",
+    "ReembedReport": ".reembedding",
+    "fill_details": ".reembedding",
+    "fill_pixel_hashes": ".reembedding",
+    "fill_tiny_pictures": ".reembedding",
+    "read_originals": ".reembedding",
+    "reembed": ".reembedding",
+}
+
+__all__ = sorted(_FACE)
+
+__getattr__ = loaded_on_first_use(__name__, _FACE)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from lookalike.catalog import Place
+from lookalike.catalog import VECTOR_STATUSES, Place, as_stored
 from lookalike.library import Library
 from lookalike.pictures import DEFAULT_MAX_PIXELS
 from lookalike.sources import (
@@ -88,7 +88,7 @@ class Indexer(Scanning):
         tiles: bool = False,
     ):
         self.library = library
-        self.tiles = tiles  # also index the sprites of sprite sheets (tiles.py)
+        self.tiles = tiles  # also index the sprites of sprite sheets (pictures/tiles.py)
         self.catalog = library.catalog
         self.workers = workers or os.cpu_count() or 1
         self.batch_size = batch_size
@@ -184,7 +184,7 @@ class Indexer(Scanning):
         self._begin()
         existing = self.catalog.image_by_sha(outcome.sha256)
         done_before = existing and (
-            existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
+            existing[1] in VECTOR_STATUSES or existing[0] in self._batch_ids
         )
         if outcome.known or done_before:
             image_id = existing[0] if existing else None
@@ -214,9 +214,7 @@ class Indexer(Scanning):
         self.catalog.delete_tile_places(place.source, place.member)
         for tile in outcome.tiles:
             existing = self.catalog.image_by_sha(tile.image.sha256)
-            if existing and (
-                existing[1] in ("embedded", "indexed") or existing[0] in self._batch_ids
-            ):
+            if existing and (existing[1] in VECTOR_STATUSES or existing[0] in self._batch_ids):
                 tile_id = existing[0]
             else:
                 tile_id = self.catalog.put_image(tile.image)
@@ -242,7 +240,7 @@ class Indexer(Scanning):
             vectors, details = embedder.embed_with_details(np.stack(pixels))
             # The index gets exactly what the catalog stores (float16), so that a rebuild from
             # the catalog gives the same scores as the live index.
-            vectors = vectors.astype(np.float16).astype(np.float32)
+            vectors = as_stored(vectors)
             self.catalog.store_vectors(ids, vectors, embedder.model_id, details)
             self._commit()
             self.library.add_to_index(np.array(ids, dtype=np.int64), vectors)

@@ -20,7 +20,7 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from lookalike.catalog import Catalog, NewImage, Place
+from lookalike.catalog import VECTOR_STATUSES, Catalog, NewImage, Place
 from lookalike.embed import Preprocessor
 from lookalike.pictures import DecodeError
 from lookalike.sources import SourceError, SourceItem
@@ -159,7 +159,7 @@ def _process_one(item: SourceItem) -> DecodeOutcome:
         return DecodeOutcome(**where, error=f"read: {exc}")
     sha = image_sha256(data)
     row = _worker["catalog"].image_by_sha(sha)
-    if row and (row[1] in ("embedded", "indexed") or (row[1] == "failed" and not _worker["retry"])):
+    if row and (row[1] in VECTOR_STATUSES or (row[1] == "failed" and not _worker["retry"])):
         return DecodeOutcome(**where, sha256=sha, known=True)
     try:
         prepared = prepare_image(

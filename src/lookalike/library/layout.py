@@ -21,7 +21,7 @@ from pathlib import Path
 DEFAULT_LIBRARY = "lookalike-library"
 CATALOG_FILE = "catalog.sqlite3"
 INDEX_FILE = "index.faiss"
-WHITENING_FILE = "whitening.npz"  # index/whitening.py, learned by tuning.py
+WHITENING_FILE = "whitening.npz"  # ranking/whitening.py, learned by tuning/tuner.py
 LOCK_FILE = "write.lock"
 THUMBNAILS_DIR = "thumbnails"
 MODELS_DIR = "models"

@@ -4,7 +4,7 @@
       catalog.sqlite3   images, places, vectors, per-step status (the source of truth)
       index.faiss       the vector index, rebuilt from the catalog whenever needed
       whitening.npz     how search ranks the index's candidates, learned from the library's
-                        own images (tuning.py; absent in libraries under 500 images)
+                        own images (tuning/tuner.py; absent in libraries under 500 images)
       thumbnails/       thumbnail cache (filled by the web service)
       models/           model cache: downloaded weights of models not shipped with lookalike
       downloads/        download cache: fetched files under readable names (<host>/<path>)
@@ -126,7 +126,7 @@ class Library(LibraryVectorStore):
     def model_chosen_by(self) -> ModelChooser:
         """'user' (named by `index --model`, or by `reindex --model`), 'default' (nobody
         named one, so `lookalike tune` may switch a library of palette swaps to a model that
-        ignores colour: recolours.py) or 'tune' (it did). Libraries made before this was
+        ignores colour: tuning/recolours.py) or 'tune' (it did). Libraries made before this was
         recorded count as 'user': they are never switched behind their owner's back."""
         chosen = self.catalog.get_meta("model_chosen_by")
         return chosen if chosen in ("default", "tune") else "user"
@@ -177,7 +177,7 @@ class Library(LibraryVectorStore):
 
     @property
     def whitening(self) -> Whitening | None:
-        """The whitening learned for this library's vectors (tuning.py), or None: none learned,
+        """The whitening learned for this library's vectors (tuning/tuner.py), or None: none learned,
         learned for another model (after `reindex --model`), or unreadable (a warning is
         logged; search then ranks by plain cosine similarity, as before tuning). Read again
         when the file changes, so a running server follows `lookalike tune`."""
@@ -200,7 +200,7 @@ class Library(LibraryVectorStore):
             log.warning("%s; ranking without it (lookalike tune learns it again)", exc)
             return None
         model_id = self.catalog.get_meta("model_id")
-        dim = int(self.catalog.get_meta("dim") or 0)
+        dim = self.catalog.dim
         if whitening.model_id != model_id or whitening.mean.shape[0] - whitening.detail_dim != dim:
             return None  # another model's: `index` or `tune` learns this one's
         return whitening

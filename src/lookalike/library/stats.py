@@ -17,8 +17,8 @@ def library_stats(library: Library) -> dict:
         "library": str(library.root),
         "model": library.model_name,
         "model_id": library.catalog.get_meta("model_id"),
-        "dim": int(library.catalog.get_meta("dim") or 0) or None,
-        "model_chosen_by": library.model_chosen_by,  # user, default or tune (recolours.py)
+        "dim": library.catalog.dim or None,
+        "model_chosen_by": library.model_chosen_by,  # user, default or tune (tuning/recolours.py)
         "recolour_share": library_share(library.catalog),  # None: indexed before it was kept
         "images": sum(counts.values()),
         "status": {s: counts.get(s, 0) for s in ("decoded", "embedded", "indexed", "failed")},
@@ -28,7 +28,7 @@ def library_stats(library: Library) -> dict:
         "vectors_by_model": library.catalog.models(),
         "store": library.store.__dict__,
         "index": {"type": index.kind, "vectors": len(index)},
-        "ranking": {  # tuning.py: a whitening learned from the library's own images, or cosine
+        "ranking": {  # tuning/tuner.py: a whitening learned from the library's own images, or cosine
             "whitening": whitening is not None,
             "learned_from": whitening.images if whitening else None,
             "library_size_then": whitening.library_size if whitening else None,

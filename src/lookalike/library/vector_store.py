@@ -77,11 +77,11 @@ class LibraryVectorStore:
     def _load_index(self) -> VectorIndex:
         store = self.store
         if store.kind == "milvus":
-            index = open_milvus(store, int(self.catalog.get_meta("dim") or 0) or self.embedder.dim)
+            index = open_milvus(store, self.catalog.dim or self.embedder.dim)
             if self.writable:
                 replay(self, index)  # what a crash may have kept from Milvus
             return index
-        dim = int(self.catalog.get_meta("dim") or 0) or None
+        dim = self.catalog.dim or None
         index = None
         if self.index_path.exists():
             try:
@@ -129,14 +129,14 @@ class LibraryVectorStore:
             index = self.index
             index.drop()
             # the catalog's dim: after `reindex --model` the old collection's is another one
-            index = open_milvus(store, int(self.catalog.get_meta("dim") or 0) or index.dim)
+            index = open_milvus(store, self.catalog.dim or index.dim)
             copy_all(self, index)
             self._index = index
             if save and self.writable:
                 confirm(self, index)
             return index
         chunks = list(self.catalog.iter_vectors())
-        dim = int(self.catalog.get_meta("dim") or 0) or self.embedder.dim
+        dim = self.catalog.dim or self.embedder.dim
         if chunks:
             ids = np.concatenate([c[0] for c in chunks])
             vectors = np.concatenate([c[1] for c in chunks])
@@ -175,7 +175,7 @@ class LibraryVectorStore:
         """Copy every vector into another store and make it the library's; returns how many.
         The old store is left as it was (delete a Milvus collection by hand once satisfied)."""
         assert self.writable, "migrate needs a library opened for writing"
-        dim = int(self.catalog.get_meta("dim") or 0) or self.embedder.dim
+        dim = self.catalog.dim or self.embedder.dim
         if target.kind == "milvus":
             index = open_milvus(target, dim)
             copied = copy_all(self, index)

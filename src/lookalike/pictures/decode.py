@@ -55,7 +55,7 @@ class DecodedImage:
     format: str  # Pillow's format name, e.g. "PNG"
     frames: int  # 1 unless animated; we embed the first frame
     pixel_hash: str | None = None  # of the full-size decoded pixels; None after JPEG draft
-    # with `palette`: recolours.palette_signature of the full-size picture ('' for none: any
+    # with `palette`: palettes.palette_signature of the full-size picture ('' for none: any
     # JPEG, a photo); None: not worked out
     palette_key: str | None = None
 

@@ -2,7 +2,7 @@
 
 A palette swap maps each colour to another, one to one: the picture's pixels, each replaced by
 the rank of its colour in order of first appearance, are the same for both. That is
-`palette_key`. Decoding works it out for every picture it reads at full size (decode.py; the
+`palette_key`. Decoding works it out for every picture it reads at full size (pictures/decode.py; the
 catalog keeps it, schema v8); tuning/recolours.py decides what a library full of them needs.
 
 Measured over every distinct picture of each bench set at full size (a throwaway script): the

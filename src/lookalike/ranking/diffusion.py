@@ -1,7 +1,7 @@
 """How a picture query's candidates are ordered in a library with a learned whitening.
 
 The vector index returns the best WHITENED_DEPTH candidates by the model's cosine similarity;
-here they are mapped by the library's whitening (index/whitening.py) and then ordered by
+here they are mapped by the library's whitening (ranking/whitening.py) and then ordered by
 *diffusion* over their own neighbourhood graph: the query and its candidates are nodes, each
 joined to those of its DIFFUSION_NEIGHBOURS nearest that count it among theirs too, and the
 query's weight spreads along those edges (Zhou et al., "Ranking on data manifolds", 2003;
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # Chosen on tango_icons, freeciv_flags and rltiles by bench/whitening.py (k 15-30, alpha
 # 0.5-0.7 all within 0.01 of each other; docs/quality.md, 'Diffusion'); 20 of 200 candidates,
-# then 40 of search.WHITENED_DEPTH's 400, the same share ('Deeper candidates')
+# then 40 of search/plan.py's WHITENED_DEPTH of 400, the same share ('Deeper candidates')
 DIFFUSION_NEIGHBOURS = 40
 DIFFUSION_ALPHA = 0.6  # how far weight spreads: each step keeps this share of the last
 DIFFUSION_POWER = 3  # edge weights are similarities cubed, so that weak edges count little

@@ -6,7 +6,7 @@ The network's vectors spend much of their length on what every image of a collec
 from matching pairs (Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human
 annotation", 2018) divides those directions out. The pairs need no labels: each is a library
 image and an edited view of it (shrunk; cropped, shrunk and recoloured a little), embedded by
-the library's own model (tuning.py). Then:
+the library's own model (tuning/tuner.py). Then:
 
     m   = the mean of the library's vectors
     Cs  = covariance of the pairs' differences (what edits move), shrunk towards its mean
@@ -19,7 +19,7 @@ side are what is mapped, so where things lie in the picture counts too, which th
 vector per picture loses.
 
 Search ranks the vector index's best candidates by their cosine similarity in this space
-(search.py); the index itself, near-duplicate collapsing and the copy tier keep the model's own
+(search/searcher.py); the index itself, near-duplicate collapsing and the copy tier keep the model's own
 vectors. Measured on ../shared/bench-data (docs/quality.md, 'Learned whitening').
 """
 
@@ -39,7 +39,7 @@ DIMS = 256  # against 128: flags 0.668 vs 0.636, the others within 0.004 (docs/q
 NEIGHBOURS = 3
 NEIGHBOUR_SHARE = 0.5
 NEIGHBOUR_WEIGHT = 0.3
-# learn_whitening's `variants` (variants.py): their spread in all counts this many times the
+# learn_whitening's `variants` (tuning/variants.py): their spread in all counts this many times the
 # library's, and the axes are stretched by spread ** VARIANT_STRETCH (chosen on bench-data, docs/quality.md
 # 'Variants'); fewer pairs than MIN_VARIANT_PAIRS are left out: a few would stretch a few axes
 VARIANT_WEIGHT = 3.0
@@ -57,7 +57,7 @@ class Whitening:
     projection: np.ndarray  # (dim, DIMS) float32
     model_id: str  # the model whose vectors it maps: another model's vectors cannot use it
     images: int  # how many library images' edited views it was learned from
-    library_size: int  # how many images the library held then (tuning.py refits as it grows)
+    library_size: int  # how many images the library held then (tuning/tuner.py refits as it grows)
     detail_dim: int = 0  # the last detail_dim of `mean`'s dimensions are the model's details
 
     def apply(self, vectors: np.ndarray, details: np.ndarray | None = None) -> np.ndarray:
@@ -133,7 +133,7 @@ def learn_whitening(
     the library's vectors span fewer (a library of 20 images: 19).
 
     `variants`: differences between the vectors of pairs of distinct pictures that the ranking
-    should tell apart (variants.py). The axes kept are then those of the library's spread and
+    should tell apart (tuning/variants.py). The axes kept are then those of the library's spread and
     theirs, counted VARIANT_WEIGHT times the library's, each stretched by its spread to the
     power VARIANT_STRETCH, so that what separates the variants weighs more."""
     # float32 for the large products (a library of 20,000 x 4,016: five times faster than

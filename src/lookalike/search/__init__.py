@@ -2,7 +2,7 @@
 near-duplicates, and the verification of copies by keypoints or pixels.
 """
 
-from importlib import import_module
+from lookalike import loaded_on_first_use
 
 from .hits import Hit, QueryResult, hit_to_dict
 from .query import QueryError, QueryVector
@@ -28,8 +28,4 @@ __all__ = [
     "is_pixel_copy",
 ]
 
-
-def __getattr__(name: str):
-    if name in _VERIFICATION:
-        return getattr(import_module(_VERIFICATION[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = loaded_on_first_use(__name__, _VERIFICATION)

@@ -1,5 +1,5 @@
 """What a search returns: hits, their match tiers (exact / copy / similar), near-duplicates
-collapsed into one hit, and the JSON shape that the CLI and the REST API share. search.py
+collapsed into one hit, and the JSON shape that the CLI and the REST API share. search/searcher.py
 finds the candidates; this module says what they are.
 
 Near-duplicate collapsing: the index returns a few times more candidates than asked for; going
@@ -41,7 +41,7 @@ class Verification:
     region: tuple[int, int, int, int] | None = None  # x, y, width, height in the candidate
     overlap: float = 0.0  # share of the candidate's area that the matched region covers
     mirrored: bool = False
-    method: str = "keypoints"  # or "pixels" (small pictures: pixel_match.py)
+    method: str = "keypoints"  # or "pixels" (small pictures: search/pixel_match.py)
     similarity: float | None = None  # pixel similarity, for method "pixels"
     colour_penalty: float = 0.0  # of the pixel similarity, in the order of copies only
 

@@ -1,6 +1,6 @@
 """Verification for small pictures: is the candidate the query's own pixels, edited?
 
-Keypoints fail on icons and tiles of 16-32 px (verify.py, MIN_SIDE): their corners are the
+Keypoints fail on icons and tiles of 16-32 px (search/verify.py, MIN_SIDE): their corners are the
 stair steps of pixel art, shared by every sprite of a similar shape. What such a picture has
 instead is few pixels, so they can be compared directly, in every arrangement an edited copy
 can take:
@@ -46,7 +46,7 @@ from PIL import Image
 
 from lookalike.pictures import to_rgb
 
-# verify.py sends a pair here when either picture is under verify.MIN_SIDE on its shorter side.
+# search/verify.py sends a pair here when either picture is under verify.MIN_SIDE on its shorter side.
 MAX_SIDE = 128  # larger pictures are shrunk to this on the longer side first (cost bound)
 MIN_TEMPLATE = 6  # a crop or framed picture under this on a side is not tried (meaningless)
 CROP_SCALES = (1.0, 0.8, 0.6)  # of the largest size at which a crop still fits
@@ -139,7 +139,7 @@ class PixelMatch:
 
 def pixels(image: Image.Image) -> Pixels:
     """The picture as this module compares it: transparency on grey, as indexed pictures are
-    decoded (decode.py), since a query may arrive with its alpha kept."""
+    decoded (pictures/decode.py), since a query may arrive with its alpha kept."""
     image = to_rgb(image)
     w, h = image.size
     scale = min(1.0, MAX_SIDE / max(w, h))

@@ -18,7 +18,7 @@ CANDIDATE_FACTOR = 4  # candidates fetched per requested hit, to fill k after co
 # Candidates ranked again under the library's whitening (and ordered by diffusion over them):
 # 400 against 200, lookalike eval: freeciv_flags 0.784 -> 0.810, rltiles 0.593 -> 0.598,
 # tango_icons 0.898 -> 0.897, for ~15 ms more a query (docs/quality.md, 'Deeper candidates';
-# ranking.DIFFUSION_NEIGHBOURS grew with it)
+# diffusion.DIFFUSION_NEIGHBOURS grew with it)
 WHITENED_DEPTH = 400
 
 

@@ -1,10 +1,10 @@
 """Search: turn queries (files, URLs, `id:N`) into vectors, find neighbours, rank them, and
 attach what the catalog knows about each hit.
 
-What the hits are (tiers, near-duplicates collapsed, their JSON) is hits.py.
+What the hits are (tiers, near-duplicates collapsed, their JSON) is search/hits.py.
 
-Ranking: in a library with a learned whitening (index/whitening.py, tuning.py), the index's
-best WHITENED_DEPTH candidates (plan.py) of a picture query are ranked again (ranking.py): their
+Ranking: in a library with a learned whitening (ranking/whitening.py, tuning/tuner.py), the index's
+best WHITENED_DEPTH candidates (plan.py) of a picture query are ranked again (ranking/diffusion.py): their
 similarity under the whitening is the hits' score, and diffusion over their neighbourhood graph
 orders them; tiers and collapsing are decided on the model's own cosine similarity first, as
 their thresholds were measured on it, and exact and copy hits come first. Verified
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lookalike.catalog import STORED_FORM_HASHES, Filters
+from lookalike.catalog import STORED_FORM_HASHES, Filters, as_stored
 from lookalike.embed import wants_alpha
 from lookalike.library import Library
 from lookalike.pictures import DecodeError, decode_image, trim_transparent
@@ -58,7 +58,7 @@ class Searcher:
     def __init__(self, library: Library, *, trim: bool = False):
         self.library = library
         # Picture queries lose their transparent margins: a sprite cut from a sheet with its
-        # whole frame then matches the sprite as `index --tiles` cropped it (tiles.py).
+        # whole frame then matches the sprite as `index --tiles` cropped it (pictures/tiles.py).
         self.trim = trim
 
     # -- queries -> vectors ---------------------------------------------------------------------
@@ -124,9 +124,9 @@ class Searcher:
             vectors, found = embedder.embed_images_with_details([picture])
         else:
             vectors, found = embedder.embed_images([picture]), None
-        vector = vectors[0].astype(np.float16).astype(np.float32)  # as the index stores them
+        vector = as_stored(vectors[0])
         if found is not None:  # likewise, as the catalog does
-            found = found[0].astype(np.float16).astype(np.float32)
+            found = as_stored(found[0])
         sha = hashlib.sha256(data).hexdigest()
         # --verify works on what was embedded: with --trim, the picture without its margins
         return QueryVector(vector, None, sha, decoded.pixel_hash, picture, details=found)
@@ -139,7 +139,7 @@ class Searcher:
         fetch: Callable[[str], bytes] | None = None,
         base: QueryVector | None = None,
     ) -> QueryVector:
-        """The vector of a text or mixed query (query_terms.py): `2:cat + ./img.jpg - fruit`.
+        """The vector of a text or mixed query (search/expressions.py): `2:cat + ./img.jpg - fruit`.
 
         Picture terms are id:N, http(s) URLs (read with `fetch`, when given) and, with
         `files`, existing files; other terms are text. `base`: an uploaded picture, added.
@@ -168,7 +168,7 @@ class Searcher:
             raise QueryError(str(exc)) from None
         if base is None and len(terms) == 1 and terms[0].weight == 1 and pictures:
             return pictures[terms[0].text]  # one picture: an ordinary query (exact tiers)
-        return QueryVector(vector.astype(np.float16).astype(np.float32), picture=False)
+        return QueryVector(as_stored(vector), picture=False)
 
     def embed_bytes(self, data: bytes) -> np.ndarray:
         return self.bytes_vector(data).vector
@@ -188,7 +188,7 @@ class Searcher:
         """Hits ranked offset .. offset+k-1 (after collapsing near-duplicates). The query's own
         image, when it is an indexed one, is never among them.
 
-        `verify`: the best hits are checked by verification (verify.py: keypoints, or pixels
+        `verify`: the best hits are checked by verification (search/verify.py: keypoints, or pixels
         for small pictures); those that pass are copies (tier "copy" or "exact") and move to the
         front, with where they match.
         """
@@ -305,7 +305,7 @@ class Searcher:
         against 0.9 for mirrored ones). Used with verification, which then confirms them."""
         turned = [image.transpose(t) for t in TURNS]
         vectors = self.library.embedder.embed_images(turned)
-        return vectors.astype(np.float16).astype(np.float32)  # as the index stores them
+        return as_stored(vectors)
 
     def search(
         self,

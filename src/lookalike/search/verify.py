@@ -10,7 +10,7 @@ region and how much of the candidate it covers, as TinEye reports.
 
 Pictures are brought to WORK_SIZE on the longer side before keypoints are found (enlarged by
 nearest neighbour, which keeps hard edges as corners). Where either picture is under MIN_SIDE,
-keypoints are not to be trusted and pixel_match.py compares the pixels themselves instead.
+keypoints are not to be trusted and search/pixel_match.py compares the pixels themselves instead.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@
   reconciled with the catalog when SQLite's data_version says another connection committed.
 - The index file is saved by a background thread when it changed; the catalog holds every
   vector meanwhile, so nothing is lost if the service dies first.
-- The same thread learns the library's ranking (tuning.py) when images added through the API
+- The same thread learns the library's ranking (tuning/tuner.py) when images added through the API
   make it due, as `lookalike index` does: it reads and embeds without the write lock, so adds
   go on meanwhile, and takes the lock only to save it.
 """
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lookalike.catalog import Catalog, DownloadLog, Place, display_url
+from lookalike.catalog import VECTOR_STATUSES, Catalog, DownloadLog, Place, as_stored, display_url
 from lookalike.index import FaissIndex, TinyPictures, VectorIndex, confirm
 from lookalike.ingest import image_sha256, prepare_image
 from lookalike.library import CATALOG_FILE, Library, LibraryLockedError
@@ -204,13 +204,13 @@ class LibraryService:
         sha = image_sha256(data)
         prepared = vector = details = None
         known = self.library().catalog.image_by_sha(sha)
-        if not (known and known[1] in ("embedded", "indexed")):
+        if not (known and known[1] in VECTOR_STATUSES):
             prepared = prepare_image(  # raises DecodeError
                 data, sha, self.embedder.preprocessor(), max_pixels=self.max_pixels
             )
             # a batch of one, as indexing embeds: the same input gives the same vector
             vector, details = self.embedder.embed_with_details(np.stack([prepared.pixels]))
-            vector = vector.astype(np.float16).astype(np.float32)  # as the catalog stores it
+            vector = as_stored(vector)
         if (
             place.source.startswith(str(self.root / UPLOADS_DIR))
             and not Path(place.source).exists()
@@ -221,7 +221,7 @@ class LibraryService:
             catalog = library.catalog
             with catalog.transaction():
                 known = catalog.image_by_sha(sha)
-                if known and known[1] in ("embedded", "indexed"):
+                if known and known[1] in VECTOR_STATUSES:
                     catalog.put_place(known[0], place, len(data), None)
                     return known[0], False
                 image_id = catalog.put_image(prepared.image)
@@ -315,7 +315,7 @@ class LibraryService:
         return True
 
     def learn_ranking_if_due(self) -> bool:
-        """Learn and save the library's ranking when `tuning.due` says so (once it holds
+        """Learn and save the library's ranking when `tuner.due` says so (once it holds
         MIN_IMAGES, and each time it has doubled); True when one was saved."""
         if not self._grown:
             return False

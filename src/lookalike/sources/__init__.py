@@ -2,15 +2,35 @@
 sites a crawl reads. Each yields items whose bytes a decoding worker reads itself.
 """
 
+from lookalike import loaded_on_first_use
+
 from .archives import ArchiveError, ArchiveLimits, MemoryItem, read_archive
 from .base import ArchiveFile, Source, SourceError, SourceItem, SourceProblem
-from .crawl.base import Parsed, SiteAdapter
-from .crawl.opengameart import ART_TYPES, DEFAULT_BASE_URL, OpenGameArt
-from .crawl.site import GenericSite
 from .folder import FileItem, FolderSource
-from .http import USER_AGENT, Fetcher, FetchError, FetchPolicy, fetch_bytes, is_url
-from .locate import ImageGone, read_image_bytes
-from .urls import Downloader, UrlSource, UrlTask, read_url_list, safe_filename
+
+# The network and the crawl (httpx, BeautifulSoup) are imported on first use: the decoding
+# workers, spawned processes that unpickle folder and archive items, need neither.
+_NETWORK = {
+    "Parsed": ".crawl.base",
+    "SiteAdapter": ".crawl.base",
+    "ART_TYPES": ".crawl.opengameart",
+    "DEFAULT_BASE_URL": ".crawl.opengameart",
+    "OpenGameArt": ".crawl.opengameart",
+    "GenericSite": ".crawl.site",
+    "FetchError": ".http",
+    "FetchPolicy": ".http",
+    "Fetcher": ".http",
+    "USER_AGENT": ".http",
+    "fetch_bytes": ".http",
+    "is_url": ".http",
+    "ImageGone": ".locate",
+    "read_image_bytes": ".locate",
+    "Downloader": ".urls",
+    "UrlSource": ".urls",
+    "UrlTask": ".urls",
+    "read_url_list": ".urls",
+    "safe_filename": ".urls",
+}
 
 __all__ = [
     "ART_TYPES",
@@ -44,3 +64,5 @@ __all__ = [
     "read_url_list",
     "safe_filename",
 ]
+
+__getattr__ = loaded_on_first_use(__name__, _NETWORK)

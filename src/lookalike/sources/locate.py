@@ -25,7 +25,7 @@ class ImageGone(LookupError):
 
 
 def read_image_bytes(record: ImageRecord, downloads: DownloadLog, downloads_dir: Path) -> bytes:
-    """The image's bytes; for a sprite of a sheet (tiles.py), its crop of the sheet, as PNG."""
+    """The image's bytes; for a sprite of a sheet (pictures/tiles.py), its crop of the sheet, as PNG."""
     problems = []
     for place in record.places:
         member, box = split_member(place.member)

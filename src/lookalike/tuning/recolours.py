@@ -5,11 +5,11 @@ colour as much as by shape, so a library of them is better served by `effnet-lit
 
 A palette swap maps each colour to another, one to one: the picture's pixels, each replaced by
 the rank of its colour in order of first appearance, are the same for both. That is
-`palette_key`. Decoding works it out for every picture it reads at full size (decode.py; the
+`palette_key`. Decoding works it out for every picture it reads at full size (pictures/decode.py; the
 catalog keeps it, schema v8), so `library_share` counts the palette swaps of a whole library
 without reading anything again; `lookalike tune` then re-embeds a library whose model nobody
 chose with the model's recolour-blind sibling when they are many (`recolour_blind_model`,
-tuning.tune), and tells the owner of any other (`recolour_note`). Libraries indexed before the
+tuner.tune), and tells the owner of any other (`recolour_note`). Libraries indexed before the
 keys were kept are counted among the pictures tune reads anyway (`RecolourCount`).
 
 Measured over every distinct picture of each bench set at full size (a throwaway script): the
@@ -34,7 +34,7 @@ def recolour_blind_model(library: Library, share: float) -> str | None:
     are recolours of others (`library_share`); None to keep its own. Only a library whose
     model nobody chose is switched (Library.model_chosen_by), and only once: a user who wants
     colours back runs `reindex --model`, which marks the model as theirs. Re-embedding works
-    on FAISS libraries only (reembed.py)."""
+    on FAISS libraries only (ingest/reembedding.py)."""
     if share < RECOLOUR_SHARE or library.model_chosen_by != "default":
         return None
     if library.store.kind != "faiss":

@@ -1,4 +1,4 @@
-"""`lookalike tune`: learn the library's whitening (index/whitening.py) from its own images.
+"""`lookalike tune`: learn the library's whitening (ranking/whitening.py) from its own images.
 
     sample up to SAMPLE images -> read each original again (as `reindex --model` does)
     -> two edited views of it -> embed them with the library's model
@@ -54,11 +54,11 @@ class TuneReport:
     whitening: Whitening | None = None
     sampled: int = 0
     neighbour_pairs: int = 0  # pairs of look-alikes in the library it also learned from
-    variant_pairs: int = 0  # pairs of variants (variants.py) it learned to tell apart
+    variant_pairs: int = 0  # pairs of variants (tuning/variants.py) it learned to tell apart
     unreadable: int = 0
     seconds: float = 0.0
     # of the library's pictures (or, in a library indexed before palette keys were kept, of
-    # the sampled ones), the share that are palette swaps of others (recolours.py)
+    # the sampled ones), the share that are palette swaps of others (tuning/recolours.py)
     recolour_share: float = 0.0
     recolours_counted: str = "library's pictures"  # or "sampled pictures"
     # the re-embedding with a model that ignores colour, when those were many (`tune`)
@@ -301,7 +301,7 @@ def _learn_twice(
     mapped = first.map_whole(library_vectors)
     neighbours = neighbour_pairs(first, library_vectors, mapped=mapped)
     report.neighbour_pairs = len(neighbours[0])
-    # and the variants among the pictures read (variants.py), to be told apart
+    # and the variants among the pictures read (tuning/variants.py), to be told apart
     pool_ids = learning.pool_ids.tolist()
     sizes = catalog.sizes(learning.pool_ids)
     pairs = variant_pairs(
@@ -310,7 +310,7 @@ def _learn_twice(
         [sizes.get(i) for i in pool_ids],
     )
     variants = None
-    if len(pairs) >= MIN_VARIANT_PAIRS:  # fewer would stretch a few axes (index/whitening.py)
+    if len(pairs) >= MIN_VARIANT_PAIRS:  # fewer would stretch a few axes (ranking/whitening.py)
         report.variant_pairs = len(pairs)
         i, j = np.array(pairs).T
         variants = library_vectors[i] - library_vectors[j]

@@ -7,7 +7,7 @@ tells it from its variants is a detail that a picture's one vector barely sees: 
 variants rank above the same icon drawn at another size (tango_icons: 77 of the 82 queries
 whose first hit was wrong got another icon of the query's own size).
 
-The library shows such pairs, unlabelled, as it shows its look-alikes (index/whitening.py,
+The library shows such pairs, unlabelled, as it shows its look-alikes (ranking/whitening.py,
 `neighbour_pairs`): `lookalike tune` keeps the pixels of the small pictures it reads anyway
 (`variant_pixels`), and among each one's NEAREST look-alikes under a first whitening takes those
 of the same size whose pixels agree over at least MIN_SAME of the area either one covers, but

@@ -20,10 +20,10 @@ by the work a crash interrupted, never the other way round.
 - images indexed before schema v9 have pixel hashes of how their pixels were stored, not of
   the colours shown (decode.pixel_hash; a warning: their re-saved copies are tiered copy, not
   exact; `--repair` hashes them again);
-- a library of tuning.MIN_IMAGES or more has a sound ranking learned for its model
+- a library of tuner.MIN_IMAGES or more has a sound ranking learned for its model
   (whitening.npz; a warning: search falls back to cosine similarity; `--repair` learns it).
 
-`--repair` (repair.py) rebuilds the index from the stored vectors (the catalog keeps every
+`--repair` (upkeep/repair.py) rebuilds the index from the stored vectors (the catalog keeps every
 vector), drops vectors that cannot be right and sends their images back to be embedded by the
 next `index` run, removes dangling rows and left-over temporary files. A damaged catalog is not
 repaired here: the report says how to recover it.
@@ -206,7 +206,7 @@ def _check_catalog(catalog: Catalog, report: CheckReport) -> bool:
 
 
 def _check_vectors(catalog: Catalog, report: CheckReport) -> int:
-    dim = int(catalog.get_meta("dim") or 0)
+    dim = catalog.dim
     total = catalog.vector_count()
     report.counts["vectors"] = total
     if total and not dim:

@@ -1,6 +1,6 @@
-"""`lookalike check --repair`: put right what check.py found.
+"""`lookalike check --repair`: put right what upkeep/check.py found.
 
-The catalog is the source of truth (check.py's docstring says why), so repairing means making
+The catalog is the source of truth (upkeep/check.py's docstring says why), so repairing means making
 everything derived from it again: dangling rows and vectors that cannot be right are dropped
 (their images go back to 'decoded', so the next `index` run embeds them again), the index is
 rebuilt from the stored vectors, tiny pictures, details and pixel hashes from before schema v9
@@ -45,7 +45,7 @@ def repair_library(root: Path) -> list[str]:
 def _repair_catalog(catalog: Catalog, done: list[str]) -> int | None:
     """Drop the rows that break the rules and set the images' statuses right, in one
     transaction; returns the model's detail dimension (rules.model_detail_dim)."""
-    dim = int(catalog.get_meta("dim") or 0)
+    dim = catalog.dim
     with catalog.transaction():
         n = catalog.drop_dangling_rows()
         if n:
