@@ -2,10 +2,19 @@
 queues, and the records every stage shares. All of lookalike's SQL lives here.
 """
 
-from .records import Filters, ImageRecord, ModelChooser, NewImage, Place, display_url
+from .records import (
+    DONE_STATUSES,
+    VECTOR_STATUSES,
+    Filters,
+    ImageRecord,
+    ModelChooser,
+    NewImage,
+    Place,
+    display_url,
+)
 from .schema import SCHEMA_VERSION, STORED_FORM_HASHES
 from .staging import stage_vectors, staged_ids, swap_in_staged
-from .store import DONE_STATUSES, VECTOR_STATUSES, Catalog
+from .store import Catalog
 from .vectors import VECTOR_DTYPE, as_stored
 from .web import CrawlQueue, DownloadLog
 

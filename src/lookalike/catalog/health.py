@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from .records import VECTOR_STATUSES
 from .vectors import VECTOR_DTYPE
 
-# The statuses of images that have a vector.
-_VECTORED = "('embedded', 'indexed')"
+_VECTORED = "(" + ", ".join(f"'{status}'" for status in VECTOR_STATUSES) + ")"  # in SQL
 
 
 def _bytes(dim: int) -> int:

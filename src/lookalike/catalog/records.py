@@ -11,6 +11,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 # the user (--model), nobody (the default, which tune may switch), or tune (it did)
 ModelChooser = Literal["user", "default", "tune"]
 
+VECTOR_STATUSES = ("embedded", "indexed")  # the image has a vector in the catalog
+DONE_STATUSES = (*VECTOR_STATUSES, "failed")  # nothing left to do for it
+
 
 @dataclass(frozen=True)
 class Place:

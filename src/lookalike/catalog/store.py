@@ -29,8 +29,6 @@ from .vectors import CatalogVectors, vector_rows
 
 # Nothing left to do that needs the image's file: an 'embedded' vector reaches the index from the
 # catalog (Library reconciles on open), so a re-run after a crash need not read those files again.
-VECTOR_STATUSES = ("embedded", "indexed")  # the image has a vector in the catalog
-DONE_STATUSES = (*VECTOR_STATUSES, "failed")  # nothing left to do for it
 
 
 class Catalog(CatalogVectors, CatalogPlaces, CatalogQueries, CatalogHealth):
