@@ -32,7 +32,7 @@ from lookalike.evaluation.retrieval import ListedFiles
 from lookalike.index import tiny
 from lookalike.ingest import Indexer
 from lookalike.library import Library
-from lookalike.pictures import decode_image
+from lookalike.pictures import decode_image, tiny_picture
 from lookalike.search import candidates, verify
 from lookalike.search import searcher as searcher_module
 from lookalike.search.searcher import TURN_PENALTY, Searcher
@@ -43,8 +43,8 @@ VECTOR_DEPTH = 30  # verify.PIXEL_DEPTH
 
 
 def tiny_at(image: Image.Image, side: int) -> np.ndarray:
-    """index/tiny.py's tiny picture at another side: its 8 symmetries, as unit float rows."""
-    return tiny.symmetries(tiny.tiny_picture(image, side), side)
+    """pictures/tiny.py's tiny picture at another side: its 8 symmetries, as unit float rows."""
+    return tiny.symmetries(tiny_picture(image, side), side)
 
 
 def candidate_recall(library, searcher, records, copies, right_ids) -> None:
@@ -156,7 +156,7 @@ def cost(dataset: Path) -> None:
         decoded = time.perf_counter()
         prep(image)
         prepared = time.perf_counter()
-        tiny.tiny_picture(image)
+        tiny_picture(image)
         done = time.perf_counter()
         for key, value in zip(seconds, (decoded - start, prepared - decoded, done - prepared)):
             seconds[key].append(value * 1000)
